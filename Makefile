@@ -1,0 +1,44 @@
+# amdd-kit: two commands for a newcomer (see README.md)
+#   make demo   set up .venv and run the whole notebook series on the embedded synthetic data
+#   make test   set up .venv and run the test suite (unit tests + papermill-executed notebooks)
+# Both create or refresh .venv themselves; the install is skipped while it is current.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.amdd-kit-installed
+RUN    ?= runs/demo
+DATA   ?= data/synthetic
+CONFIG ?= tiny
+
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+
+.PHONY: setup demo test test-fast clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "amdd-kit: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo ">> installing amdd-kit and its dependencies into $(VENV) (first time: several minutes, about 8 GB)"
+	@start=$$(date +%s); \
+	$(PY) -m pip install --quiet --upgrade pip && \
+	$(PY) -m pip install --quiet -e ".[test]" && \
+	$(PY) -m ipykernel install --user --name amdd-kit --display-name "amdd-kit (.venv)" >/dev/null && \
+	echo ">> set-up took $$(( $$(date +%s) - start )) s; Jupyter kernel 'amdd-kit' registered"
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/amdd-kit series --out $(RUN) --config $(CONFIG) --data $(DATA)
+	@echo ">> outputs: $(RUN)/ (executed notebooks in $(RUN)/notebooks/, report: $(RUN)/report.html)"
+
+test: setup
+	$(PY) -m pytest -q
+	@echo ">> test outputs (executed notebooks, runs) were written under $${AMDD_TEST_DIR:-the pytest temp dir}"
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not notebooks and not browser"
+
+clean-runs:
+	rm -rf runs/demo

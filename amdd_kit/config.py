@@ -1,0 +1,263 @@
+"""Every hyper-parameter of the kit in one place: data, model, loss and training.
+
+Two named configurations ship with the kit:
+
+* ``tiny``  -- runs the whole notebook series on 2 CPU cores in minutes. It keeps the AMDD
+  architecture (per-frame CNN + temporal attention, mel CNN, cross-modal attention, two MLP
+  heads, fingerprint projections) but uses a ResNet18 visual trunk, 64x64 faces, 8 frames and
+  small widths, because a ResNet50 trains at about 6 clips/s on 2 CPU cores.
+* ``paper`` -- the paper's full model: ResNet50 per frame at 224x224, 16 frames, 80 mel bins,
+  ResNet18 audio trunk, 512-d embeddings. Meant for a CUDA GPU (mixed precision, channels_last).
+
+Time window (both configs cover the same 0.64 s of the video):
+
+* video is resampled to ``fps`` = 25; a clip takes ``n_frames`` frames every ``frame_stride``
+  frames, i.e. it covers ``n_frames * frame_stride / fps`` seconds;
+* audio is resampled to 16 kHz mono; the log-mel uses hop 160 samples (10 ms, 100 Hz), so one
+  video frame at 25 fps spans exactly 4 mel frames and the clip's mel has
+  ``mel_frames = round(window_seconds * sample_rate / hop_length)`` columns (64 here).
+  n_fft 512 and window 320 samples (20 ms) follow the common audio-visual forensics setup
+  (see DATASETS.md, "Common preprocessing in the field").
+
+A config is a plain dataclass tree, saved as ``config.json`` beside every run's outputs and
+rebuilt with :func:`Config.from_dict`. Override fields with dotted keys::
+
+    cfg = get_config("tiny").override({"train.epochs": 3, "loss.w_cmffc": 0.0})
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: FakeAVCeleb ``method`` values, the 7 attribution classes, in label-index order.
+METHODS: tuple[str, ...] = (
+    "real", "rtvc", "faceswap", "fsgan", "wav2lip", "faceswap-wav2lip", "fsgan-wav2lip",
+)
+
+
+@dataclass
+class DataConfig:
+    """How a source video becomes a clip: ``frames`` uint8 [T,3,H,W] + ``mel`` float16 [n_mels,S]."""
+
+    n_frames: int = 8            # T, frames per clip
+    frame_stride: int = 2        # take every k-th frame of the 25 fps video
+    image_size: int = 64         # H = W of the face crop
+    fps: float = 25.0            # video is resampled to this rate
+    sample_rate: int = 16_000    # audio is resampled to this rate, mono
+    n_mels: int = 64
+    n_fft: int = 512
+    win_length: int = 320        # 20 ms
+    hop_length: int = 160        # 10 ms -> 100 mel frames/s, 4 per video frame at 25 fps
+    f_min: float = 20.0
+    f_max: float = 8_000.0
+    clips_per_video: int = 2     # non-overlapping windows taken from each video
+    face_margin: float = 0.25    # enlarge the detected box by this fraction on each side
+    detect_every: int = 5        # run the face detector on every k-th frame, interpolate between
+    min_face_fraction: float = 0.2  # skip a video when fewer sampled frames than this have a face
+    trim_silence: bool = False   # drop leading silence before windowing (shortcut removal)
+    silence_db: float = -40.0    # level below the clip's peak that counts as silence
+
+    @property
+    def window_seconds(self) -> float:
+        """Length of one clip in seconds."""
+        return self.n_frames * self.frame_stride / self.fps
+
+    @property
+    def mel_frames(self) -> int:
+        """S, the number of mel columns that cover exactly one clip window."""
+        return int(round(self.window_seconds * self.sample_rate / self.hop_length))
+
+
+@dataclass
+class ModelConfig:
+    """AMDD / CAD architecture."""
+
+    arch: str = "amdd"               # "amdd" or "cad"
+    visual_backbone: str = "resnet18"  # torchvision name; the paper uses "resnet50"
+    audio_backbone: str = "resnet18"
+    pretrained: bool = False         # torchvision ImageNet weights (needs them cached or online)
+    d_model: int = 128               # width of the temporal / cross-modal attention
+    n_heads: int = 4
+    n_temporal_layers: int = 1
+    d_embed: int = 128               # shared (fused) embedding
+    d_fingerprint: int = 64          # f_v, f_a projections used by CMFFC
+    head_hidden: int = 128           # hidden width of the 2-layer MLP heads
+    dropout: float = 0.1
+    n_classes: int = len(METHODS)    # attribution classes
+    channels_last: bool = True
+
+
+@dataclass
+class LossConfig:
+    """Weights and shape parameters of the five AMDD loss terms (and CAD's two).
+
+    Setting a weight to 0 is the ablation of that term.
+    """
+
+    w_det: float = 1.0         # binary focal loss on real/fake
+    w_attr: float = 1.0        # cross-entropy over generator classes
+    w_con: float = 0.1         # symmetric InfoNCE between visual and audio (real clips)
+    w_cmffc: float = 0.1       # cross-modal forensic fingerprint consistency
+    w_cent: float = 0.05       # centroid regularisation of the shared embedding
+    focal_gamma: float = 2.0
+    focal_alpha: float | None = None  # None -> class-balanced from the training split
+    temperature: float = 0.1   # InfoNCE temperature
+    centroid_margin: float = 1.0  # min distance between class centroids (L2-normalised space)
+    # CAD (comparison method)
+    w_cad_kl: float = 0.1      # KL agreement between the visual and audio predictions
+    w_cad_distill: float = 0.5  # unimodal teachers -> fused student distillation
+    cad_tau: float = 2.0       # distillation temperature
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, splits and reproducibility."""
+
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    seed: int = 42
+    num_workers: int = 0
+    fp16: bool = True          # only acts on CUDA; fastai disables it on the CPU
+    valid_frac: float = 0.2    # of identities
+    test_frac: float = 0.2     # of identities
+    holdout_methods: tuple[str, ...] = ()  # unseen-generator protocol: removed from train/valid
+    augment: bool = True       # frame crop/flip/jitter + SpecAugment on the device
+    spec_time_mask: int = 8    # max SpecAugment time-mask width (mel frames)
+    spec_freq_mask: int = 8    # max SpecAugment frequency-mask height (mel bins)
+    lr_find: bool = False
+    threads: int = 0           # torch CPU threads; 0 = leave torch's default
+
+
+@dataclass
+class Config:
+    """The whole configuration of one run."""
+
+    name: str = "tiny"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- (de)serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        def build(kls, values: dict[str, Any]):
+            names = {f.name: f for f in dataclasses.fields(kls)}
+            unknown = set(values) - set(names)
+            if unknown:
+                raise ValueError(f"unknown {kls.__name__} fields: {sorted(unknown)}")
+            kwargs = {}
+            for k, v in values.items():
+                sub = _SECTIONS.get(k) if kls is Config else None
+                if sub is not None:
+                    kwargs[k] = build(sub, v)
+                elif isinstance(v, list):
+                    kwargs[k] = tuple(v)
+                else:
+                    kwargs[k] = v
+            return kls(**kwargs)
+
+        return build(cls, d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def override(self, changes: dict[str, Any] | None) -> "Config":
+        """A copy with dotted-key changes applied, e.g. ``{"train.epochs": 2}``.
+
+        Values given as strings (from the command line) are converted to the field's type.
+        """
+        new = copy.deepcopy(self)
+        for key, value in (changes or {}).items():
+            section, _, name = key.partition(".")
+            if not name:
+                raise ValueError(f"override key {key!r} must look like 'section.field'")
+            obj = getattr(new, section, None)
+            if obj is None or not dataclasses.is_dataclass(obj):
+                raise ValueError(f"unknown config section {section!r} in {key!r}")
+            fields = {f.name: f for f in dataclasses.fields(obj)}
+            if name not in fields:
+                raise ValueError(f"unknown field {name!r} in section {section!r}; "
+                                 f"choose from {sorted(fields)}")
+            setattr(obj, name, _coerce(getattr(obj, name), value))
+        return new
+
+    def hash(self) -> str:
+        """Short stable hash of the configuration (for the run registry)."""
+        return hashlib.sha1(self.to_json().encode()).hexdigest()[:10]
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+
+
+def _coerce(current: Any, value: Any) -> Any:
+    if not isinstance(value, str):
+        if isinstance(current, tuple) and isinstance(value, (list, tuple)):
+            return tuple(value)
+        return value
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float) or current is None:
+        if current is None and value.lower() in ("none", "null", ""):
+            return None
+        return float(value)
+    if isinstance(current, tuple):
+        return tuple(v for v in value.split(",") if v)
+    return value
+
+
+def tiny() -> Config:
+    """CPU configuration: the whole series in minutes on 2 cores (see module docstring)."""
+    return Config(name="tiny")
+
+
+def paper() -> Config:
+    """The paper's full model, for a CUDA GPU."""
+    return Config(
+        name="paper",
+        data=DataConfig(n_frames=16, frame_stride=1, image_size=224, n_mels=80,
+                        clips_per_video=4),
+        model=ModelConfig(visual_backbone="resnet50", audio_backbone="resnet18",
+                          pretrained=True, d_model=512, n_heads=8, n_temporal_layers=2,
+                          d_embed=512, d_fingerprint=128, head_hidden=512, dropout=0.2),
+        loss=LossConfig(),
+        train=TrainConfig(epochs=30, batch_size=32, lr=3e-4, weight_decay=5e-2,
+                          num_workers=8),
+    )
+
+
+CONFIGS = {"tiny": tiny, "paper": paper}
+
+
+def get_config(name: str | Config = "tiny", overrides: dict[str, Any] | None = None) -> Config:
+    """Look up a named config (``tiny`` or ``paper``) and apply dotted-key overrides."""
+    if isinstance(name, Config):
+        cfg = name
+    else:
+        if name not in CONFIGS:
+            raise ValueError(f"unknown config {name!r}; choose from {sorted(CONFIGS)}")
+        cfg = CONFIGS[name]()
+    return cfg.override(overrides)

@@ -1,0 +1,148 @@
+"""Using a trained run: load it safely, embed clips of a store, score new videos.
+
+A run is rebuilt from ``config.json`` + ``model.pth`` (a state dict loaded with
+``torch.load(..., weights_only=True)``), never from a pickle: a checkpoint from an untrusted
+source cannot execute code when it is loaded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .config import METHODS, Config
+from .loaders import to_model_inputs
+
+EMBED_COLUMNS = ("emb_shared", "fp_visual", "fp_audio")
+_KEYS = {"emb_shared": "embedding", "fp_visual": "f_v", "fp_audio": "f_a"}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_run(run_dir: str | Path, device: torch.device | str | None = None
+             ) -> tuple[Config, nn.Module]:
+    """Rebuild the model of a run directory: ``(cfg, model)`` in eval mode.
+
+    The weights are read with ``weights_only=True``; a file that is not a plain state dict
+    (e.g. a pickled Learner) is refused with a clear error.
+    """
+    from .models import build_model
+
+    run_dir = Path(run_dir)
+    cfg_path, weights = run_dir / "config.json", run_dir / "model.pth"
+    for p in (cfg_path, weights):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} not found: is {run_dir} a finished training run?")
+    cfg = Config.load(cfg_path)
+    cfg.model.pretrained = False  # the run's own weights replace any initial weights
+    model = build_model(cfg)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError and friends
+        raise ValueError(f"{weights} is not a plain state dict that can be loaded safely "
+                         f"(weights_only=True): {e}") from e
+    model.load_state_dict(state)
+    return cfg, model.to(device or default_device()).eval()
+
+
+@torch.no_grad()
+def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
+                   batch_size: int = 32, device=None) -> dict[str, np.ndarray]:
+    """Run the model over arrays of clips (``[N,T,3,H,W]`` uint8, ``[N,n_mels,S]`` f16).
+
+    Returns numpy arrays: ``p_fake [N]``, ``attr_probs [N,C]`` and the embeddings
+    ``embedding [N,d_e]``, ``f_v``, ``f_a`` ``[N,d_f]``.
+    """
+    device = torch.device(device) if device else next(model.parameters()).device
+    model.eval()
+    outs: dict[str, list[np.ndarray]] = {k: [] for k in ("p_fake", "attr_probs", "embedding",
+                                                         "f_v", "f_a")}
+    for s in range(0, len(frames_u8), batch_size):
+        fr, me = to_model_inputs(frames_u8[s:s + batch_size], mels_f16[s:s + batch_size], cfg,
+                                 device)
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            out = model(fr, me)
+        outs["p_fake"].append(torch.sigmoid(out["det_logit"].float()).cpu().numpy())
+        outs["attr_probs"].append(torch.softmax(out["attr_logits"].float(), -1).cpu().numpy())
+        for k in ("embedding", "f_v", "f_a"):
+            outs[k].append(out[k].float().cpu().numpy())
+    return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
+
+
+def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | None = None,
+                batch_size: int = 32, device=None, split: Sequence[str] | None = None
+                ) -> pd.DataFrame:
+    """Predictions and embeddings for clips of a store: one row per clip.
+
+    Columns (the ``embeddings.parquet`` contract): ids and labels from the store manifest,
+    ``p_fake``, ``pred_label``, ``pred_method``, ``pred_method_idx``, ``split`` and the vectors
+    ``emb_shared`` (shared embedding), ``fp_visual``, ``fp_audio`` (fingerprints f_v, f_a).
+    """
+    m = store.manifest
+    idx = np.arange(len(m)) if indices is None else np.sort(np.asarray(indices, np.int64))
+    res = {k: [] for k in ("p_fake", "attr_probs", "embedding", "f_v", "f_a")}
+    for s in range(0, len(idx), 256):  # read the memmaps in slices, not all at once
+        chunk = idx[s:s + 256]
+        r = forward_arrays(model, store.frames[chunk], store.mels[chunk], cfg, batch_size,
+                           device)
+        for k in res:
+            res[k].append(r[k])
+    res = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in res.items()}
+    cols = [c for c in ("clip_id", "video_id", "dataset", "path", "identity", "method",
+                        "category", "label", "clip_label", "method_idx", "start_s")
+            if c in m.columns]
+    df = m.iloc[idx][cols].reset_index(drop=True)
+    if "clip_label" in df.columns:  # evaluate windows by their own label (partial fakes)
+        df["label"] = df["clip_label"].astype(int)
+    df["p_fake"] = res["p_fake"].astype(float)
+    df["pred_label"] = (df["p_fake"] >= 0.5).astype(int)
+    pred_idx = res["attr_probs"].argmax(axis=1) if len(df) else np.zeros(0, dtype=int)
+    df["pred_method_idx"] = pred_idx.astype(int)
+    df["pred_method"] = [METHODS[i] for i in pred_idx]
+    if split is not None:
+        df["split"] = np.asarray(split)[idx]
+    for col, key in _KEYS.items():
+        df[col] = list(res[key].astype(np.float32)) if len(df) else []
+    return df
+
+
+def stack(df: pd.DataFrame, column: str) -> np.ndarray:
+    """A list-valued column of an embeddings table as a matrix ``[N,d]``."""
+    return np.stack(df[column].to_numpy()) if len(df) else np.zeros((0, 0), np.float32)
+
+
+def predict_videos(run_dir: str | Path, videos: Sequence[str | Path],
+                   audio: Sequence[str | Path | None] | None = None) -> list[dict]:
+    """Score videos with a trained run, preprocessing them exactly as training did.
+
+    Each video is cut into the run's clip windows; clip probabilities are averaged. Returns one
+    dict per video: ``video``, ``p_fake``, ``is_fake``, ``generator``, ``probs`` (generator ->
+    probability), ``n_clips``; or ``video`` and ``error`` when it cannot be used.
+    """
+    from .data.preprocess import SkipVideo, clips_from_video
+
+    cfg, model = load_run(run_dir)
+    results = []
+    for i, video in enumerate(videos):
+        a = audio[i] if audio else None
+        try:
+            clips = clips_from_video(Path(video), cfg.data, audio_path=a)
+        except SkipVideo as e:
+            results.append({"video": str(video), "error": f"{e.reason}: {e.detail}"})
+            continue
+        r = forward_arrays(model, clips.frames, clips.mels, cfg)
+        probs = r["attr_probs"].mean(axis=0)
+        p_fake = float(r["p_fake"].mean())
+        results.append({
+            "video": str(video), "p_fake": round(p_fake, 6), "is_fake": p_fake >= 0.5,
+            "generator": METHODS[int(probs.argmax())],
+            "probs": {m: round(float(p), 6) for m, p in zip(METHODS, probs)},
+            "n_clips": int(len(clips.frames)),
+        })
+    return results

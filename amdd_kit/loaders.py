@@ -1,0 +1,199 @@
+"""fastai DataLoaders over the memory-mapped clip store.
+
+Items leave the store as compact integers (frames uint8 ``[T,3,H,W]``, mel float16
+``[n_mels,S]``) and are only turned into float, normalised and augmented *after* the batch is
+on the device (GPU on a CUDA machine), as fastai ``after_batch`` transforms:
+
+1. :class:`ToFloat` (train and valid): frames -> [0,1]; mel -> per-clip standardised
+   (zero mean, unit variance over the whole clip; removes recording level, keeps spectral shape).
+2. :class:`AVAugment` (train only): integer-pixel random crop (pad 4 + crop; no resampling,
+   which would wash out up-sampling checkerboards) and horizontal flip, the same for every
+   frame of a clip; per-clip brightness/contrast jitter; SpecAugment time and frequency masks.
+3. :class:`NormalizeFrames` (train and valid): ImageNet mean/std, as torchvision ResNets expect.
+
+A batch is ``(frames [B,T,3,H,W] float, mel [B,n_mels,S] float, label [B], method_idx [B])``;
+the first two are the model's inputs (``n_inp = 2``), the last two the loss targets.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from fastai.data.core import DataLoaders
+from fastcore.transform import ItemTransform
+
+from .config import Config
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Clips of a store, by clip index. Opens the memmaps lazily (cheap to send to workers).
+
+    ``ds[i] -> (frames uint8 [T,3,H,W], mel float16 [n_mels,S], label int64, method_idx int64)``
+    """
+
+    n_inp = 2  # tells fastai: two model inputs, then the targets
+
+    def __init__(self, store, indices: Sequence[int]):
+        self.path = Path(store.path)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        m = store.manifest
+        self.labels = m["clip_label"].to_numpy(dtype=np.int64)
+        self.methods = m["method_idx"].to_numpy(dtype=np.int64)
+        self._frames = self._mels = None
+
+    def _open(self):
+        if self._frames is None:
+            self._frames = np.load(self.path / "frames.npy", mmap_mode="r")
+            self._mels = np.load(self.path / "mels.npy", mmap_mode="r")
+
+    def __getstate__(self):  # do not pickle open memmaps into worker processes
+        d = dict(self.__dict__)
+        d["_frames"] = d["_mels"] = None
+        return d
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        self._open()
+        j = int(self.indices[i])
+        return (torch.from_numpy(np.ascontiguousarray(self._frames[j])),
+                torch.from_numpy(np.ascontiguousarray(self._mels[j])),
+                torch.tensor(self.labels[j]), torch.tensor(self.methods[j]))
+
+
+def standardise_mel(mel: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Per-clip standardisation of log-mels ``[B,n_mels,S]`` (finite even for digital silence)."""
+    mel = mel.float()
+    mean = mel.mean(dim=(-2, -1), keepdim=True)
+    std = mel.std(dim=(-2, -1), keepdim=True)
+    return (mel - mean) / (std + eps)
+
+
+def normalize_frames(frames01: torch.Tensor) -> torch.Tensor:
+    """ImageNet normalisation of frames in [0,1], ``[B,T,3,H,W]``."""
+    mean = frames01.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
+    std = frames01.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+    return (frames01 - mean) / std
+
+
+def to_model_inputs(frames_u8, mels_f16, cfg: Config | None = None,
+                    device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Store arrays -> model inputs, exactly as validation batches are prepared.
+
+    ``frames_u8`` uint8 ``[B,T,3,H,W]`` (numpy or tensor), ``mels_f16`` ``[B,n_mels,S]``
+    -> (frames float ``[B,T,3,H,W]`` ImageNet-normalised, mel float ``[B,n_mels,S]``).
+    """
+    frames = torch.as_tensor(np.asarray(frames_u8) if not torch.is_tensor(frames_u8)
+                             else frames_u8)
+    mels = torch.as_tensor(np.asarray(mels_f16) if not torch.is_tensor(mels_f16) else mels_f16)
+    if device is not None:
+        frames, mels = frames.to(device), mels.to(device)
+    return normalize_frames(frames.float() / 255.0), standardise_mel(mels)
+
+
+class ToFloat(ItemTransform):
+    """uint8 frames -> float in [0,1]; float16 mel -> per-clip standardised float32."""
+
+    order = 0
+
+    def encodes(self, b: tuple):
+        frames, mel, *ys = b
+        return (frames.float() / 255.0, standardise_mel(mel), *ys)
+
+
+class AVAugment(ItemTransform):
+    """Training-only batch augmentation on the device (see module docstring)."""
+
+    order = 1
+    split_idx = 0  # fastai: apply on the training set only
+
+    def __init__(self, pad: int = 4, jitter: float = 0.15, time_mask: int = 8,
+                 freq_mask: int = 8):
+        super().__init__()
+        self.pad, self.jitter = pad, jitter
+        self.time_mask, self.freq_mask = time_mask, freq_mask
+
+    def encodes(self, b: tuple):
+        frames, mel, *ys = b
+        return (self.augment_frames(frames), self.spec_augment(mel), *ys)
+
+    def augment_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B,T,3,H,W]`` in [0,1] -> same shape; one random crop/flip/jitter per clip."""
+        B, T, C, H, W = x.shape
+        p = self.pad
+        dev = x.device
+        if p > 0:
+            xp = torch.nn.functional.pad(x.reshape(B, T * C, H, W), (p, p, p, p),
+                                         mode="replicate").reshape(B, T, C, H + 2 * p, W + 2 * p)
+            oy = torch.randint(0, 2 * p + 1, (B,), device=dev)
+            ox = torch.randint(0, 2 * p + 1, (B,), device=dev)
+            rows = (oy[:, None] + torch.arange(H, device=dev))[:, :, None]   # [B,H,1]
+            cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, :]   # [B,1,W]
+            bidx = torch.arange(B, device=dev)[:, None, None]
+            x = xp.permute(0, 3, 4, 1, 2)[bidx, rows, cols].permute(0, 3, 4, 1, 2)  # [B,T,C,H,W]
+        flip = torch.rand(B, device=dev) < 0.5
+        x = torch.where(flip.view(B, 1, 1, 1, 1), x.flip(-1), x)
+        if self.jitter > 0:
+            gain = 1 + (torch.rand(B, 1, 1, 1, 1, device=dev) * 2 - 1) * self.jitter
+            bias = (torch.rand(B, 1, 1, 1, 1, device=dev) * 2 - 1) * self.jitter / 2
+            mean = x.mean(dim=(1, 2, 3, 4), keepdim=True)
+            x = ((x - mean) * gain + mean + bias).clamp(0, 1)
+        return x.contiguous()
+
+    def spec_augment(self, mel: torch.Tensor) -> torch.Tensor:
+        """SpecAugment (Park et al. 2019): one time and one frequency mask per clip, set to 0
+        (the clip mean after standardisation). ``[B,F,S]`` -> same shape."""
+        B, F, S = mel.shape
+        dev = mel.device
+        mel = mel.clone()
+        for size, length, dim in ((self.time_mask, S, 2), (self.freq_mask, F, 1)):
+            if size <= 0:
+                continue
+            w = torch.randint(0, size + 1, (B, 1), device=dev)
+            start = (torch.rand(B, 1, device=dev) * (length - w).clamp(min=1)).long()
+            pos = torch.arange(length, device=dev)[None, :]
+            mask = (pos >= start) & (pos < start + w)  # [B,length]
+            mel = mel.masked_fill(mask[:, None, :] if dim == 2 else mask[:, :, None], 0.0)
+        return mel
+
+
+class NormalizeFrames(ItemTransform):
+    """ImageNet mean/std on frames (what torchvision ResNets expect)."""
+
+    order = 2
+
+    def encodes(self, b: tuple):
+        frames, *rest = b
+        return (normalize_frames(frames), *rest)
+
+
+def make_dataloaders(store, cfg: Config, split, device: torch.device | str | None = None
+                     ) -> DataLoaders:
+    """fastai DataLoaders for the ``train`` and ``valid`` clips of ``split``.
+
+    ``split``: a sequence of ``"train"|"valid"|"test"`` per store clip (see
+    :func:`amdd_kit.data.splits.identity_split`). Normalisation and augmentation run after the
+    batch is on ``device`` (default: CUDA when available).
+    """
+    split = np.asarray(split)
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "valid")
+    if len(tr) == 0 or len(va) == 0:
+        raise ValueError(f"need training and validation clips, got {len(tr)} and {len(va)}")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    tc = cfg.train
+    after = [ToFloat(), NormalizeFrames()]
+    if tc.augment:
+        after.insert(1, AVAugment(time_mask=tc.spec_time_mask, freq_mask=tc.spec_freq_mask))
+    cuda = torch.device(device).type == "cuda"
+    return DataLoaders.from_dsets(
+        ClipDataset(store, tr), ClipDataset(store, va),
+        bs=tc.batch_size, device=torch.device(device), after_batch=after,
+        num_workers=tc.num_workers, pin_memory=cuda,
+    )  # fastai's defaults: shuffle + drop_last for train only

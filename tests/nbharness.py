@@ -1,0 +1,65 @@
+"""Execute a notebook of the series with papermill and hand back its run dir for assertions.
+
+Used by the notebook tests: ``run_notebook("03_train_amdd", run_dir, {"epochs": 2})`` executes
+``notebooks/03_train_amdd.ipynb`` with the parameters into ``run_dir/notebooks/`` using the
+``amdd-kit`` kernel when it belongs to this interpreter (else the interpreter's own ``python3``
+kernel), and fails the test with the notebook's own traceback when a cell raises.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def kernel_name() -> str:
+    """``amdd-kit`` if that kernelspec runs this very interpreter, else ``python3``."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try:
+        spec = KernelSpecManager().get_kernel_spec("amdd-kit")
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return "amdd-kit"
+    except (NoSuchKernel, IndexError, OSError):
+        pass
+    return "python3"
+
+
+def notebook_path(name: str) -> Path:
+    """``"03"`` or ``"03_train_amdd"`` -> the notebook file."""
+    matches = sorted(NOTEBOOKS.glob(f"{name}*.ipynb"))
+    if not matches:
+        raise FileNotFoundError(f"no notebook matching {name!r} in {NOTEBOOKS}")
+    return matches[0]
+
+
+def run_notebook(name: str, run_dir: Path, parameters: dict[str, Any] | None = None,
+                 timeout: int = 900) -> Path:
+    """Execute one notebook; return ``run_dir``. Fails the test with the cell's traceback."""
+    import papermill as pm
+
+    src = notebook_path(name)
+    run_dir = Path(run_dir)
+    out_dir = run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)  # papermill does not create it
+    params = {"run_dir": str(run_dir), **(parameters or {})}
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".cache" / "numba"))
+    start = time.time()
+    try:
+        pm.execute_notebook(str(src), str(out_dir / src.name), parameters=params,
+                            kernel_name=kernel_name(), cwd=str(REPO), progress_bar=False,
+                            execution_timeout=timeout, log_output=False)
+    except pm.PapermillExecutionError as e:
+        tb = ANSI.sub("", "\n".join(e.traceback))
+        pytest.fail(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n{tb}",
+                    pytrace=False)
+    print(f"[nbharness] {src.name}: {time.time() - start:.0f} s")
+    return run_dir

@@ -1,0 +1,144 @@
+"""The kit's foundation: packaging, environment.yml, config round-trips, CLI contract,
+notebook hygiene."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from amdd_kit.config import Config, get_config
+
+REPO = Path(__file__).resolve().parents[1]
+CLI_COMMANDS = ("make-data", "preprocess", "train", "evaluate", "predict", "series", "report")
+
+
+def _req_name(req: str) -> str:
+    return re.split(r"[<>=!~ \[]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pyproject_deps() -> dict[str, str]:
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    deps = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["test"]
+    return {_req_name(d): d.replace(" ", "") for d in deps}
+
+
+def _env_yml_deps() -> dict[str, str]:
+    import yaml
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    items: list[str] = []
+    for dep in env["dependencies"]:
+        items.extend(dep["pip"] if isinstance(dep, dict) else [dep])
+    out = {}
+    for item in items:
+        if item in ("pip", "-e .") or item.startswith("python="):
+            continue
+        out[_req_name(item)] = item.replace(" ", "")
+    return out
+
+
+def test_environment_yml_matches_pyproject():
+    py, env = _pyproject_deps(), _env_yml_deps()
+    assert set(py) == set(env), f"only in pyproject: {set(py) - set(env)}; " \
+                                f"only in environment.yml: {set(env) - set(py)}"
+    for name, spec in py.items():
+        assert spec.lower() == env[name].lower(), f"{name}: {spec} vs {env[name]}"
+
+
+def test_torch_trio_pinned_exactly():
+    py = _pyproject_deps()
+    assert py["torch"] == "torch==2.9.1"
+    assert py["torchvision"] == "torchvision==0.24.1"
+    assert py["torchaudio"] == "torchaudio==2.9.1"
+    for pkg in ("jupyterlab", "ipywidgets", "fastai", "librosa", "umap-learn", "plotly",
+                "papermill", "av", "opencv-python-headless", "anywidget", "pyarrow",
+                "ipykernel", "pytest"):
+        assert pkg in py, pkg
+    assert "<5" in py["opencv-python-headless"]
+
+
+@pytest.mark.parametrize("name", ["tiny", "paper"])
+def test_config_roundtrip(name, tmp_path):
+    cfg = get_config(name)
+    cfg.to_json(tmp_path / "c.json")
+    back = Config.load(tmp_path / "c.json")
+    assert back == cfg
+    assert back.hash() == cfg.hash()
+
+
+def test_config_windows_align():
+    for name in ("tiny", "paper"):
+        d = get_config(name).data
+        # one video frame at 25 fps spans exactly 4 mel frames of hop 10 ms
+        assert d.mel_frames == d.n_frames * d.frame_stride * 4
+    paper = get_config("paper")
+    assert paper.model.visual_backbone == "resnet50" and paper.data.image_size == 224
+
+
+def test_config_override_types_and_errors():
+    cfg = get_config("tiny", {"train.epochs": "3", "loss.w_cmffc": "0", "model.pretrained": "no",
+                              "train.holdout_methods": "fsgan,rtvc"})
+    assert cfg.train.epochs == 3 and cfg.loss.w_cmffc == 0.0 and cfg.model.pretrained is False
+    assert cfg.train.holdout_methods == ("fsgan", "rtvc")
+    with pytest.raises(ValueError, match="unknown field"):
+        get_config("tiny", {"train.epoch": 3})
+    with pytest.raises(ValueError, match="unknown config"):
+        get_config("huge")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "amdd_kit.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+
+
+def test_cli_help_lists_contract_commands():
+    r = _cli("--help")
+    assert r.returncode == 0
+    for cmd in CLI_COMMANDS:
+        assert cmd in r.stdout
+
+
+def test_cli_bad_input_exits_2_with_one_line_reason(tmp_path):
+    r = _cli("preprocess", "--dataset", "fakeavceleb", "--root", str(tmp_path / "nope"),
+             "--out", str(tmp_path / "store"))
+    assert r.returncode == 2
+    assert "not a directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _cli("train", "--store", str(tmp_path), "--out", str(tmp_path / "run"), "--set", "x")
+    assert r.returncode == 2 and "key=value" in r.stderr
+    r = _cli("frobnicate")
+    assert r.returncode == 2
+
+
+def _notebooks():
+    return sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_series_notebooks_exist_in_order():
+    names = [p.name for p in _notebooks()]
+    assert names, "no notebooks"
+    numbers = [int(n[:2]) for n in names]
+    assert numbers == list(range(1, len(numbers) + 1)), names
+
+
+@pytest.mark.parametrize("nb", _notebooks(), ids=lambda p: p.name)
+def test_notebook_hygiene(nb):
+    data = json.loads(nb.read_text())
+    cells = data["cells"]
+    params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    for c in cells:
+        if c["cell_type"] == "code":
+            assert not c.get("outputs"), "committed with outputs"
+            assert c.get("execution_count") is None, "committed with execution counts"
+    assert cells[0]["cell_type"] == "markdown" and cells[0]["source"], "starts with a title"
+    src = "".join(params[0]["source"])
+    assert "run_dir" in src, "every notebook reads/writes its run_dir"
+    # teaching: a markdown cell before each step (no two code cells in a row, params aside)
+    kinds = [c["cell_type"] for c in cells]
+    runs = max((len(m.group()) for m in re.finditer("c+", "".join(k[0] for k in kinds))),
+               default=0)
+    assert runs <= 3, "too many code cells without prose between them"
