@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from fastai.data.core import DataLoaders
-from fastcore.transform import ItemTransform
+from fasttransform import ItemTransform
 
 from .config import Config
 
@@ -102,7 +102,7 @@ class ToFloat(ItemTransform):
 
     order = 0
 
-    def encodes(self, b: tuple):
+    def encodes(self, b):
         frames, mel, *ys = b
         return (frames.float() / 255.0, standardise_mel(mel), *ys)
 
@@ -119,7 +119,7 @@ class AVAugment(ItemTransform):
         self.pad, self.jitter = pad, jitter
         self.time_mask, self.freq_mask = time_mask, freq_mask
 
-    def encodes(self, b: tuple):
+    def encodes(self, b):
         frames, mel, *ys = b
         return (self.augment_frames(frames), self.spec_augment(mel), *ys)
 
@@ -168,7 +168,7 @@ class NormalizeFrames(ItemTransform):
 
     order = 2
 
-    def encodes(self, b: tuple):
+    def encodes(self, b):
         frames, *rest = b
         return (normalize_frames(frames), *rest)
 

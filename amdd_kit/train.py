@@ -104,11 +104,11 @@ def build_learner(store, cfg: Config, split, run_dir: Path, device=None) -> Lear
     return learn
 
 
-def train(store, cfg: Config, run_dir: str | Path, device=None, progress: bool = True) -> Learner:
-    """Train AMDD (or CAD, ``cfg.model.arch``) on a clip store and write the run directory.
+def prepare_run(store, cfg: Config, run_dir: str | Path) -> np.ndarray:
+    """Seed everything, save ``config.json`` and the identity-disjoint ``splits.csv``.
 
-    The split is identity-disjoint (:func:`amdd_kit.data.splits.identity_split`); methods in
-    ``cfg.train.holdout_methods`` are kept out of training (unseen-generator protocol).
+    Returns the split, one of ``"train"|"valid"|"test"`` per store clip. Methods in
+    ``cfg.train.holdout_methods`` never reach train/valid (unseen-generator protocol).
     """
     from .data.splits import identity_split
 
@@ -119,42 +119,62 @@ def train(store, cfg: Config, run_dir: str | Path, device=None, progress: bool =
     set_seed(cfg.train.seed, reproducible=True)
     cfg.to_json(run_dir / "config.json")
     (run_dir / "store.txt").write_text(str(Path(store.path).resolve()) + "\n")
-
     m = store.manifest
-    split = identity_split(m, cfg.train.valid_frac, cfg.train.test_frac, cfg.train.seed,
-                           holdout_methods=cfg.train.holdout_methods)
-    split = np.asarray(split)
+    split = np.asarray(identity_split(m, cfg.train.valid_frac, cfg.train.test_frac,
+                                      cfg.train.seed, holdout_methods=cfg.train.holdout_methods))
     pd.DataFrame({"clip_id": m["clip_id"], "split": split}).to_csv(run_dir / "splits.csv",
                                                                      index=False)
+    return split
 
-    learn = build_learner(store, cfg, split, run_dir, device=device)
+
+def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
+    """``fit_one_cycle`` for ``cfg.train.epochs``, keeping the best epoch by validation loss.
+
+    Returns the training time in seconds. Raises RuntimeError (with the NaN guard's message)
+    when the loss diverged.
+    """
     start = time.time()
     with (nullcontext() if progress else learn.no_bar()):
-        if cfg.train.lr_find:
-            learn.lr_find(show_plot=False)
         learn.fit_one_cycle(cfg.train.epochs, cfg.train.lr,
                             cbs=SaveModelCallback(monitor="valid_loss", fname="best"))
     if getattr(learn, "nan_message", None):
         raise RuntimeError(learn.nan_message)
-    train_seconds = time.time() - start
+    return time.time() - start
 
+
+def finish_run(learn: Learner, store, cfg: Config, split, run_dir: str | Path,
+               train_seconds: float | None = None) -> dict:
+    """Save the weights (state dict), loss components, test embeddings and ``metrics.json``."""
+    run_dir = Path(run_dir)
+    split = np.asarray(split)
     model = learn.model.float().eval()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
                run_dir / "model.pth")
     learn.loss_components.to_csv(run_dir / "loss_components.csv", index=False)
-
-    test_idx = np.flatnonzero(split == "test")
-    df = embed_store(model, store, cfg, indices=test_idx, split=split)
+    df = embed_store(model, store, cfg, indices=np.flatnonzero(split == "test"), split=split)
     df.to_parquet(run_dir / "embeddings.parquet", index=False)
     metrics = summarise(df)
     metrics.update({
         "config": cfg.name, "arch": cfg.model.arch, "epochs": cfg.train.epochs,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": None if train_seconds is None else round(train_seconds, 1),
         "n_train": int((split == "train").sum()), "n_valid": int((split == "valid").sum()),
-        "pretrained": bool(cfg.model.pretrained),
-        "device": str(learn.dls.device),
+        "pretrained": bool(cfg.model.pretrained), "device": str(learn.dls.device),
     })
     (run_dir / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2) + "\n")
+    return metrics
+
+
+def train(store, cfg: Config, run_dir: str | Path, device=None, progress: bool = True) -> Learner:
+    """Train AMDD (or CAD, ``cfg.model.arch``) on a clip store and write the run directory:
+    :func:`prepare_run` -> :func:`build_learner` -> (``lr_find``) -> :func:`fit` ->
+    :func:`finish_run`."""
+    split = prepare_run(store, cfg, run_dir)
+    learn = build_learner(store, cfg, split, Path(run_dir), device=device)
+    if cfg.train.lr_find:
+        with (nullcontext() if progress else learn.no_bar()):
+            learn.lr_find(show_plot=False)
+    seconds = fit(learn, cfg, progress=progress)
+    finish_run(learn, store, cfg, split, run_dir, train_seconds=seconds)
     return learn
 
 

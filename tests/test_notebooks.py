@@ -1,0 +1,139 @@
+"""The notebook series, executed with papermill on the tiny synthetic corpus.
+
+One session-scoped :class:`Series` runs each notebook once (in dependency order) into a shared
+run directory; each test then checks what its notebook *wrote*: stores, metrics, embeddings,
+figures. Set ``AMDD_TEST_DIR`` to keep the outputs (default: pytest's temp dir).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nbharness import REPO, run_notebook
+
+pytestmark = pytest.mark.notebooks
+
+#: test-speed parameters per notebook (everything else: the notebook's own defaults)
+PARAMS = {
+    "01": {"size": "tiny", "workers": 2},
+    "02": {},
+    "03": {"epochs": 5, "lr_find": True},
+    "04": {"n_explain": 1},
+    "05": {},
+    "06": {"epochs": 1, "workers": 2},
+    "07": {"epochs": 0, "regression_threshold": 0.02},
+}
+DEPS = {"01": [], "02": ["01"], "03": ["01"], "04": ["03"], "05": ["03"], "06": ["01"],
+        "07": ["04", "05"]}
+
+
+class Series:
+    def __init__(self, root: Path):
+        self.root = root
+        self.run_dir = root / "run"
+        self.data_dir = Path(os.environ.get("AMDD_TEST_DATA", root / "data"))
+        self.state: dict[str, str] = {}
+
+    def run(self, nb: str) -> Path:
+        for dep in DEPS[nb]:
+            self.run(dep)
+        if self.state.get(nb) == "failed":
+            pytest.fail(f"notebook {nb} failed earlier in this session", pytrace=False)
+        if nb not in self.state:
+            self.state[nb] = "failed"
+            params = {"data_dir": str(self.data_dir), "config": "tiny", **PARAMS[nb]}
+            run_notebook(nb, self.run_dir, params)
+            self.state[nb] = "ok"
+        return self.run_dir
+
+
+@pytest.fixture(scope="session")
+def series(tmp_path_factory) -> Series:
+    root = Path(os.environ["AMDD_TEST_DIR"]) if os.environ.get("AMDD_TEST_DIR") \
+        else tmp_path_factory.mktemp("series")
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"\n[series] outputs under {root}")
+    return Series(root)
+
+
+def _json(path: Path) -> dict:
+    assert path.exists(), f"{path} was not written"
+    return json.loads(path.read_text())
+
+
+def _figures(run: Path, prefix: str) -> list[Path]:
+    figs = sorted((run / "figures").glob(f"{prefix}_*.html"))
+    assert figs, f"no figures {prefix}_*.html written"
+    for f in figs:
+        text = f.read_text()
+        assert "cdn.plot.ly" not in text and "<script src=\"http" not in text, f"{f} needs the network"
+        assert "Plotly.newPlot" in text or "plotly" in text.lower()
+    return figs
+
+
+def test_01_data_and_preprocessing(series):
+    from amdd_kit.config import METHODS
+    from amdd_kit.data.store import ClipStore, store_dir
+    run = series.run("01")
+    summary = _json(run / "data_summary.json")
+    store = ClipStore(store_dir(series.data_dir, "fakeavceleb", "tiny"))
+    assert summary["fakeavceleb"]["n_clips"] == len(store) == len(store.manifest)
+    assert len(store) >= 150
+    assert set(store.manifest["method"]) == set(METHODS)
+    assert store.frames.shape[1:] == (8, 3, 64, 64) and store.mels.shape[1:] == (64, 64)
+    assert np.isfinite(np.asarray(store.mels[:32], dtype=np.float32)).all()
+    assert list(store.skipped.columns)[:2] == ["path", "reason"]
+    for ds in ("lavdf", "dftimit", "dfdm"):
+        held = ClipStore(store_dir(series.data_dir, ds, "tiny"))
+        assert len(held) > 0 and summary[ds]["n_clips"] == len(held)
+        assert set(held.manifest["clip_label"]) == {0, 1}, ds
+
+
+def test_02_forensic_traces(series):
+    run = series.run("02")
+    traces = _json(run / "traces.json")
+    _figures(run, "02")
+    txt = json.dumps(traces)
+    for method in ("real", "rtvc", "fsgan", "faceswap", "wav2lip"):
+        assert method in txt
+
+
+def test_03_train_amdd(series):
+    from amdd_kit.inference import load_run
+    run = series.run("03")
+    m = _json(run / "metrics.json")
+    for k in ("balanced_accuracy", "auc", "attribution_accuracy"):
+        assert 0.0 <= m[k] <= 1.0, k
+    # learned, not chance: chance is 0.5 balanced accuracy and 1/7 = 0.14 attribution accuracy
+    assert m["balanced_accuracy"] >= 0.65, m
+    assert m["attribution_accuracy"] >= 0.30, m
+    state = torch.load(run / "model.pth", weights_only=True)
+    assert isinstance(state, dict) and all(torch.is_tensor(v) for v in state.values())
+    cfg, model = load_run(run)
+    assert cfg.name == "tiny"
+    hist = pd.read_csv(run / "history.csv")
+    assert len(hist) == PARAMS["03"]["epochs"]
+    emb = pd.read_parquet(run / "embeddings.parquet")
+    assert len(emb) == m["n_test"] and {"emb_shared", "fp_visual", "fp_audio"} <= set(emb.columns)
+    lc = pd.read_csv(run / "loss_components.csv")
+    assert {"det", "attr", "con", "cmffc", "cent", "total"} <= set(lc.columns)
+    _figures(run, "03")
+
+
+def test_predict_cli_scores_a_video(series):
+    run = series.run("03")
+    video = next((series.data_dir / "fakeavceleb").rglob("*.mp4"))
+    r = subprocess.run([sys.executable, "-m", "amdd_kit.cli", "predict", "--run", str(run),
+                        str(video)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)[0]
+    assert 0.0 <= out["p_fake"] <= 1.0 and out["generator"] in out["probs"]
+    assert abs(sum(out["probs"].values()) - 1.0) < 1e-3
