@@ -62,8 +62,8 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         self._open()
         j = int(self.indices[i])
-        return (torch.from_numpy(np.ascontiguousarray(self._frames[j])),
-                torch.from_numpy(np.ascontiguousarray(self._mels[j])),
+        return (torch.from_numpy(np.array(self._frames[j])),
+                torch.from_numpy(np.array(self._mels[j])),
                 torch.tensor(self.labels[j]), torch.tensor(self.methods[j]))
 
 
