@@ -46,9 +46,9 @@ def binary_metrics(label, p_fake, threshold: float = 0.5) -> dict[str, float]:
         "auc": safe_auc(label, p_fake),
         "n": int(len(label)),
     }
+    # with one class only (e.g. a held-out set of fakes) balanced accuracy is undefined
     out["balanced_accuracy"] = (float(balanced_accuracy_score(label, pred))
-                                if real.any() and fake.any()
-                                else float(np.nanmean([out["real_recall"], out["fake_recall"]])))
+                                if real.any() and fake.any() else float("nan"))
     return out
 
 
@@ -79,15 +79,21 @@ def confusion(df: pd.DataFrame, classes: tuple[str, ...] = METHODS) -> pd.DataFr
     return pd.DataFrame(cm, index=list(classes), columns=list(classes))
 
 
-def summarise(df: pd.DataFrame) -> dict:
-    """The core of ``metrics.json`` for one evaluation table (e.g. embeddings.parquet)."""
+def summarise(df: pd.DataFrame, holdout_methods: tuple[str, ...] = ()) -> dict:
+    """The core of ``metrics.json`` for one evaluation table (e.g. embeddings.parquet).
+
+    Attribution accuracy counts only generators seen in training: methods in
+    ``holdout_methods`` (unseen-generator protocol) cannot be named correctly.
+    """
     b = binary_metrics(df["label"], df["p_fake"])
+    seen = ~df["method"].isin(list(holdout_methods))
     return {
         "balanced_accuracy": b["balanced_accuracy"],
         "auc": b["auc"],
         "real_recall": b["real_recall"],
         "fake_recall": b["fake_recall"],
-        "attribution_accuracy": attribution_accuracy(df["method_idx"], df["pred_method_idx"]),
+        "attribution_accuracy": attribution_accuracy(df.loc[seen, "method_idx"],
+                                                     df.loc[seen, "pred_method_idx"]),
         "per_method_recall": per_method_recall(df),
         "n_test": int(len(df)),
     }

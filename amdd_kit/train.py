@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and lr_find)
 from fastai.callback.core import Callback, CancelFitException
-from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.progress import CSVLogger
 from fastai.callback.tracker import SaveModelCallback
 from fastai.learner import Learner
@@ -153,7 +153,7 @@ def finish_run(learn: Learner, store, cfg: Config, split, run_dir: str | Path,
     learn.loss_components.to_csv(run_dir / "loss_components.csv", index=False)
     df = embed_store(model, store, cfg, indices=np.flatnonzero(split == "test"), split=split)
     df.to_parquet(run_dir / "embeddings.parquet", index=False)
-    metrics = summarise(df)
+    metrics = summarise(df, holdout_methods=cfg.train.holdout_methods)
     metrics.update({
         "config": cfg.name, "arch": cfg.model.arch, "epochs": cfg.train.epochs,
         "train_seconds": None if train_seconds is None else round(train_seconds, 1),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def kernel_name() -> str:
-    """``amdd-kit`` if that kernelspec runs this very interpreter, else ``python3``."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    try:
-        spec = KernelSpecManager().get_kernel_spec("amdd-kit")
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return "amdd-kit"
-    except (NoSuchKernel, IndexError, OSError):
-        pass
-    return "python3"
+    """``amdd-kit`` when that kernelspec runs this very interpreter, else this interpreter's
+    own kernel (the same choice ``amdd-kit series`` makes)."""
+    from amdd_kit.report import resolve_kernel
+    return resolve_kernel()
 
 
 def notebook_path(name: str) -> Path:

@@ -1,0 +1,271 @@
+"""Evaluate a trained run: test-split metrics, attribution confusion, cross-dataset transfer.
+
+Backs ``amdd-kit evaluate --run RUN --store STORE [--out DIR] [--cross NAME=STORE ...]``.
+
+Protocols
+---------
+* **Test split** -- the identity-disjoint split the trainer recorded in ``RUN/splits.csv``
+  (``clip_id, split``); only ``test`` clips are scored, so no identity seen in training is
+  scored here.
+* **Cross-dataset** -- held-out stores in the LAV-DF, DeepfakeTIMIT and DFDM layouts, whose
+  generators were never seen in training. For each we report ``real_recall`` (reals called
+  real), ``fake_recall`` (fakes called fake), ``auc`` and ``n``, plus where their fakes *land*
+  in attribution (the share given to each of the 7 training classes). The paper's finding is
+  that reals transfer (high real recall) while unseen generators do not (low fake recall).
+* **Partial fakes (LAV-DF)** -- a LAV-DF fake only edits a few short segments, so a window cut
+  from a fake video may contain no edit at all. Every clip is scored against its own window
+  label, the store's ``clip_label`` (1 when the window overlaps a fake segment), not the video's
+  label; :func:`amdd_kit.inference.embed_store` puts ``clip_label`` into the ``label`` column.
+* **Unseen generators within FakeAVCeleb** -- methods listed in
+  ``cfg.train.holdout_methods`` are kept out of train/valid and land in the test split;
+  :func:`unseen_generator_report` shows how they are scored.
+
+Outputs (in ``out``, by default the run dir): ``metrics.json`` (merged with what the trainer
+wrote; cross-dataset blocks under ``cross_dataset``), ``confusion.csv``, ``embeddings.parquet``
+(test split) and ``embeddings_cross.parquet`` (all held-out sets, column ``eval_set``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .config import METHODS
+
+log = logging.getLogger(__name__)
+
+#: held-out dataset layouts looked for beside the training store
+CROSS_DATASETS: tuple[str, ...] = ("lavdf", "dftimit", "dfdm")
+
+__all__ = ["CROSS_DATASETS", "evaluate_run", "find_cross_stores", "read_split",
+           "attribution_landing", "cross_block", "unseen_generator_report", "cross_table"]
+
+
+# -- pieces -------------------------------------------------------------------------------------
+def attribution_landing(df: pd.DataFrame, classes: Sequence[str] = METHODS) -> dict[str, float]:
+    """Share of the rows of ``df`` attributed to each class -> ``{class: fraction}``.
+
+    All classes are listed (0.0 when none landed there); empty ``df`` -> all 0.0.
+    """
+    counts = df["pred_method"].value_counts() if len(df) else pd.Series(dtype=int)
+    n = max(len(df), 1)
+    return {c: float(counts.get(c, 0)) / n for c in classes}
+
+
+def cross_block(df: pd.DataFrame) -> dict[str, Any]:
+    """Metrics of one held-out set: ``real_recall``, ``fake_recall``, ``auc``, ``n`` and more.
+
+    ``df`` is an embeddings table (``label`` = window label, ``p_fake``, ``pred_method``).
+    Also ``balanced_accuracy``, ``n_real``, ``n_fake``, ``mean_p_fake_real/fake`` and
+    ``fake_landing`` (:func:`attribution_landing` of the fakes). Undefined values (AUC with one
+    class, the recall of an absent class) are NaN here and ``null`` in metrics.json.
+    """
+    from .metrics import binary_metrics
+
+    label = df["label"].to_numpy().astype(int)
+    b = binary_metrics(label, df["p_fake"].to_numpy())
+    fakes, reals = df[label == 1], df[label == 0]
+    return {
+        "real_recall": b["real_recall"], "fake_recall": b["fake_recall"], "auc": b["auc"],
+        "balanced_accuracy": b["balanced_accuracy"], "n": int(len(df)),
+        "n_real": int(len(reals)), "n_fake": int(len(fakes)),
+        "mean_p_fake_real": float(reals["p_fake"].mean()) if len(reals) else float("nan"),
+        "mean_p_fake_fake": float(fakes["p_fake"].mean()) if len(fakes) else float("nan"),
+        "fake_landing": attribution_landing(fakes),
+    }
+
+
+def unseen_generator_report(df: pd.DataFrame, holdout_methods: Sequence[str]
+                            ) -> dict[str, dict[str, Any]]:
+    """How fakes of generators held out of training are scored.
+
+    Per held-out method present in ``df``: ``n``, ``fake_recall`` (share called fake),
+    ``mean_p_fake`` and ``landing`` (share attributed to each training class; the true class
+    was never trained, so an ``attribution`` to it is impossible by construction). For
+    comparison the key ``"seen fakes"`` summarises the fakes of the other methods.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    held = [m for m in holdout_methods]
+    fakes = df[df["label"].astype(int) == 1]
+
+    def block(g: pd.DataFrame) -> dict[str, Any]:
+        return {"n": int(len(g)),
+                "fake_recall": float((g["p_fake"] >= 0.5).mean()) if len(g) else float("nan"),
+                "mean_p_fake": float(g["p_fake"].mean()) if len(g) else float("nan"),
+                "landing": attribution_landing(g)}
+
+    for m in held:
+        g = fakes[fakes["method"] == m]
+        if len(g) == 0:
+            log.warning("unseen_generator_report: no fakes of held-out method %r in the table", m)
+        out[m] = block(g)
+    out["seen fakes"] = block(fakes[~fakes["method"].isin(held)])
+    return out
+
+
+def cross_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per evaluated set (``test`` + each cross-dataset block) for display."""
+    rows = [{"set": "test (seen generators)", "real_recall": metrics.get("real_recall"),
+             "fake_recall": metrics.get("fake_recall"), "auc": metrics.get("auc"),
+             "n": metrics.get("n_test")}]
+    for name, b in (metrics.get("cross_dataset") or {}).items():
+        if "error" in b:
+            rows.append({"set": name, "error": b["error"]})
+            continue
+        rows.append({"set": name, **{k: b.get(k) for k in ("real_recall", "fake_recall", "auc",
+                                                             "n")}})
+    return pd.DataFrame(rows).set_index("set")
+
+
+def find_cross_stores(store_path: str | Path, names: Sequence[str] = CROSS_DATASETS
+                      ) -> dict[str, Path]:
+    """Held-out stores beside a training store, built with the same config.
+
+    ``DATA/stores/fakeavceleb-tiny`` -> ``DATA/stores/lavdf-tiny`` etc. (the naming of
+    :func:`amdd_kit.data.store.store_dir`); only folders holding a ``manifest.parquet``.
+    """
+    store_path = Path(store_path)
+    _, sep, rest = store_path.name.partition("-")
+    if not sep:
+        return {}
+    found = {}
+    for name in names:
+        cand = store_path.parent / f"{name}-{rest}"
+        if (cand / "manifest.parquet").exists():
+            found[name] = cand
+    return found
+
+
+def read_split(run_dir: str | Path, store, cfg=None) -> np.ndarray:
+    """The run's split (``train``/``valid``/``test``) per clip of ``store`` -> ``[N]`` strings.
+
+    Read from ``RUN/splits.csv``. When the file is missing, the identity split is recomputed
+    from the run's config (the same call the trainer makes) and a warning is logged. A
+    ``splits.csv`` that does not match the store's clips raises ``ValueError``.
+    """
+    path = Path(run_dir) / "splits.csv"
+    m = store.manifest
+    if not path.exists():
+        if cfg is None:
+            raise FileNotFoundError(f"{path} not found and no config to recompute the split")
+        from .data.splits import identity_split
+        log.warning("%s not found: recomputing the identity split from the run's config", path)
+        return np.asarray(identity_split(m, cfg.train.valid_frac, cfg.train.test_frac,
+                                         cfg.train.seed,
+                                         holdout_methods=cfg.train.holdout_methods))
+    s = pd.read_csv(path)
+    if not {"clip_id", "split"} <= set(s.columns):
+        raise ValueError(f"{path} must have the columns clip_id, split")
+    lookup = dict(zip(s["clip_id"].astype(int), s["split"].astype(str)))
+    ids = m["clip_id"].astype(int).to_numpy()
+    missing = [i for i in ids if i not in lookup]
+    if missing:
+        raise ValueError(f"{path} does not cover {len(missing)} clips of the store (e.g. "
+                         f"clip_id {missing[0]}): was the run trained on another store?")
+    return np.array([lookup[i] for i in ids])
+
+
+def _jsonable(obj: Any) -> Any:
+    """NaN -> None, numpy scalars -> Python (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# -- the whole evaluation -----------------------------------------------------------------------
+def _open_store(path: str | Path):
+    from .data.store import ClipStore
+    return ClipStore(path)
+
+
+def _load_run(run_dir: Path, device=None):
+    from .inference import load_run
+    return load_run(run_dir, device=device)
+
+
+def evaluate_run(run_dir: str | Path, store_path: str | Path | None = None,
+                 out: str | Path | None = None,
+                 cross_stores: Mapping[str, str | Path] | None = None,
+                 batch_size: int = 32, device=None) -> dict[str, Any]:
+    """Score a run's test split and the held-out stores; write the evaluation files.
+
+    ``store_path``: the training store (default: the one recorded in ``RUN/store.txt``).
+    ``cross_stores``: ``{name: store path}``; ``None`` looks for the LAV-DF / DeepfakeTIMIT /
+    DFDM stores beside the training store (:func:`find_cross_stores`); ``{}`` skips them.
+    A held-out store that cannot be opened or scored is logged and recorded as
+    ``{"error": ...}`` in its block; the rest of the evaluation goes on.
+    Returns the merged ``metrics.json`` content.
+    """
+    from .inference import embed_store
+    from .metrics import confusion, summarise
+
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    if store_path is None:
+        rec = run_dir / "store.txt"
+        if not rec.exists():
+            raise FileNotFoundError(f"no --store given and {rec} does not record one")
+        store_path = rec.read_text().strip()
+    store_path = Path(store_path)
+    if cross_stores is None:
+        cross_stores = find_cross_stores(store_path)
+
+    cfg, model = _load_run(run_dir, device=device)
+    store = _open_store(store_path)
+    split = read_split(run_dir, store, cfg)
+    test_idx = np.flatnonzero(split == "test")
+    if len(test_idx) == 0:
+        raise ValueError(f"the split of {run_dir} has no test clips")
+    df = embed_store(model, store, cfg, indices=test_idx, batch_size=batch_size, device=device,
+                     split=split)
+    df.to_parquet(out / "embeddings.parquet", index=False)
+    confusion(df).to_csv(out / "confusion.csv", index_label="true")
+
+    metrics: dict[str, Any] = {}
+    for src in dict.fromkeys([run_dir / "metrics.json", out / "metrics.json"]):
+        if src.exists():
+            try:
+                metrics.update(json.loads(src.read_text()))
+            except json.JSONDecodeError as e:
+                log.warning("ignoring unreadable %s: %s", src, e)
+    holdout = tuple(cfg.train.holdout_methods)
+    metrics.update(summarise(df, holdout_methods=holdout))
+    metrics["test_store"] = str(store_path)
+    if holdout:
+        metrics["unseen_generators"] = unseen_generator_report(df, holdout)
+
+    blocks: dict[str, Any] = dict(metrics.get("cross_dataset") or {})
+    frames = []
+    for name, path in cross_stores.items():
+        try:
+            cstore = _open_store(path)
+            if len(cstore) == 0:
+                raise ValueError("the store holds no clips")
+            cdf = embed_store(model, cstore, cfg, batch_size=batch_size, device=device)
+        except Exception as e:  # one bad held-out set must not lose the others
+            log.warning("cross-dataset %s (%s) skipped: %s", name, path, e)
+            blocks[name] = {"error": f"{type(e).__name__}: {e}", "store": str(path)}
+            continue
+        cdf.insert(0, "eval_set", name)
+        frames.append(cdf)
+        blocks[name] = {**cross_block(cdf), "store": str(path)}
+    if cross_stores:
+        metrics["cross_dataset"] = blocks
+    if frames:
+        pd.concat(frames, ignore_index=True).to_parquet(out / "embeddings_cross.parquet",
+                                                        index=False)
+    metrics = _jsonable(metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,233 @@
+"""Embedding geometry: how the trained model arranges clips in its representation spaces.
+
+Everything here works on plain arrays so that it can be used on any embedding:
+
+* ``X`` float ``[N, D]``: one row per clip (the shared embedding ``emb_shared``, or the visual /
+  audio fingerprints ``fp_visual`` / ``fp_audio`` of ``embeddings.parquet``);
+* ``labels`` ``[N]``: one class name (or index) per row, usually the generator ``method``.
+
+What the functions measure:
+
+* :func:`umap_2d` -- a 2-D map of the space for plotting (UMAP, fixed seed);
+* :func:`centroid_distances` / :func:`nearest_pairs` -- how far the class centroids lie from each
+  other, and which generators are the easiest to confuse;
+* :func:`cmffc_alignment` / :func:`per_sample_alignment` -- whether the visual and audio
+  fingerprints of a class agree, which is what the CMFFC loss (Eq. 4 in ``amdd_kit/losses.py``)
+  asks for;
+* :func:`cluster_scores` -- silhouette and Davies-Bouldin indices of the class clusters;
+* :func:`linear_probe_accuracy` -- how much class information a frozen embedding holds, read by a
+  logistic regression.
+
+``umap`` is imported lazily inside :func:`umap_2d` (the import alone costs seconds) and numba's
+cache is pointed at a writable folder first.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "stack_column", "umap_2d", "class_centroids", "centroid_distances", "nearest_pairs",
+    "cmffc_alignment", "per_sample_alignment", "cluster_scores", "linear_probe_accuracy",
+]
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def stack_column(df: pd.DataFrame, column: str) -> np.ndarray:
+    """Turn a list-valued DataFrame column (e.g. ``emb_shared``) into a float32 ``[N, D]`` array."""
+    if column not in df.columns:
+        raise KeyError(f"column {column!r} not in the embeddings table; have {list(df.columns)}")
+    if len(df) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([np.asarray(v, dtype=np.float32) for v in df[column].to_numpy()])
+
+
+def _as_2d(X: np.ndarray, name: str = "X") -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array [N, D], got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return X
+
+
+def _unit(X: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    return X / np.maximum(np.linalg.norm(X, axis=-1, keepdims=True), eps)
+
+
+def _ensure_numba_cache() -> None:
+    """numba (used by umap) writes a JIT cache; point it at a writable folder if unset."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "amdd-kit" / "numba"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        import tempfile
+        cache = Path(tempfile.gettempdir()) / "amdd-kit-numba"
+        cache.mkdir(parents=True, exist_ok=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(cache)
+
+
+# -- 2-D maps -----------------------------------------------------------------------------------
+def umap_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15,
+            metric: str = "cosine", min_dist: float = 0.1) -> np.ndarray:
+    """Project ``X`` ``[N, D]`` to 2-D with UMAP -> ``[N, 2]`` float32.
+
+    ``n_neighbors`` is clipped to ``N - 1`` (UMAP needs it below the number of points), and
+    ``random_state=seed`` makes the map reproducible (UMAP then runs single-threaded and warns;
+    that warning is silenced). With fewer than 5 points a UMAP graph is meaningless, so the first
+    two principal components are returned instead (logged).
+    """
+    X = _as_2d(X)
+    n = len(X)
+    if n == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    if n < 5:
+        log.warning("umap_2d: only %d points; returning the first two principal components", n)
+        Xc = X - X.mean(0)
+        _, _, vt = np.linalg.svd(Xc, full_matrices=False)
+        out = np.zeros((n, 2))
+        k = min(2, vt.shape[0])
+        out[:, :k] = Xc @ vt[:k].T
+        return out.astype(np.float32)
+    _ensure_numba_cache()
+    import umap  # lazy: costs seconds
+
+    k = int(max(2, min(n_neighbors, n - 1)))
+    reducer = umap.UMAP(n_neighbors=k, n_components=2, metric=metric, min_dist=min_dist,
+                        random_state=seed, init="spectral" if n > 10 else "random")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs.*")
+        warnings.filterwarnings("ignore", message=".*random_state.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="umap")
+        return reducer.fit_transform(X).astype(np.float32)
+
+
+# -- centroids ----------------------------------------------------------------------------------
+def class_centroids(X: np.ndarray, labels: Sequence, classes: Sequence | None = None
+                    ) -> tuple[list, np.ndarray]:
+    """Mean vector of each class -> (class names ``[K]``, centroids ``[K, D]``).
+
+    ``classes`` fixes the order (and drops classes absent from ``labels``); by default the
+    classes are sorted.
+    """
+    X = _as_2d(X)
+    labels = np.asarray(labels)
+    if len(labels) != len(X):
+        raise ValueError(f"{len(labels)} labels for {len(X)} rows")
+    present = set(labels.tolist())
+    order = [c for c in (classes if classes is not None else sorted(present)) if c in present]
+    C = np.stack([X[labels == c].mean(0) for c in order]) if order else np.zeros((0, X.shape[1]))
+    return order, C
+
+
+def centroid_distances(X: np.ndarray, labels: Sequence, metric: str = "cosine",
+                       classes: Sequence | None = None) -> pd.DataFrame:
+    """Distances between class centroids -> square DataFrame ``[K, K]`` (index = columns = class).
+
+    ``metric="cosine"``: ``1 - cos(c_i, c_j)`` (0 = same direction, 2 = opposite), the geometry
+    the L2-normalised losses act on; ``metric="euclidean"``: ``||c_i - c_j||``.
+    """
+    names, C = class_centroids(X, labels, classes)
+    if metric == "cosine":
+        U = _unit(C)
+        D = 1.0 - U @ U.T
+    elif metric == "euclidean":
+        D = np.linalg.norm(C[:, None, :] - C[None, :, :], axis=-1)
+    else:
+        raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+    D = np.clip(D, 0.0, None)
+    np.fill_diagonal(D, 0.0)
+    return pd.DataFrame(D, index=names, columns=names)
+
+
+def nearest_pairs(D: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """The ``k`` closest distinct class pairs of a distance matrix (the most confusable).
+
+    Returns columns ``a``, ``b``, ``distance``, sorted by distance (each pair once).
+    """
+    names = list(D.index)
+    rows = [(names[i], names[j], float(D.iat[i, j]))
+            for i in range(len(names)) for j in range(i + 1, len(names))]
+    out = pd.DataFrame(rows, columns=["a", "b", "distance"])
+    return out.sort_values("distance", kind="stable").head(k).reset_index(drop=True)
+
+
+# -- cross-modal fingerprint alignment (CMFFC) -------------------------------------------------
+def per_sample_alignment(f_v: np.ndarray, f_a: np.ndarray) -> np.ndarray:
+    """Cosine between each clip's visual and audio fingerprint -> ``[N]`` in -1..1."""
+    f_v, f_a = _as_2d(f_v, "f_v"), _as_2d(f_a, "f_a")
+    if f_v.shape != f_a.shape:
+        raise ValueError(f"f_v {f_v.shape} and f_a {f_a.shape} must have the same shape")
+    return np.sum(_unit(f_v) * _unit(f_a), axis=1)
+
+
+def cmffc_alignment(f_v: np.ndarray, f_a: np.ndarray, labels: Sequence,
+                    classes: Sequence | None = None) -> pd.DataFrame:
+    """Per class: do the visual and audio fingerprints agree? (what CMFFC, Eq. 4, trains for).
+
+    Returns one row per class with columns ``class``, ``n``, ``centroid_cos`` (cosine between the
+    visual and the audio fingerprint centroids of the class) and ``mean_sample_cos`` (average of
+    the per-clip cosine ``cos(f_v, f_a)``). Both are 1 for perfect agreement.
+    """
+    f_v, f_a = _as_2d(f_v, "f_v"), _as_2d(f_a, "f_a")
+    if f_v.shape != f_a.shape:
+        raise ValueError(f"f_v {f_v.shape} and f_a {f_a.shape} must have the same shape")
+    labels = np.asarray(labels)
+    names, Cv = class_centroids(f_v, labels, classes)
+    _, Ca = class_centroids(f_a, labels, classes)
+    cen = np.sum(_unit(Cv) * _unit(Ca), axis=1)
+    per = per_sample_alignment(f_v, f_a)
+    rows = [{"class": c, "n": int((labels == c).sum()), "centroid_cos": float(cen[i]),
+             "mean_sample_cos": float(per[labels == c].mean())} for i, c in enumerate(names)]
+    return pd.DataFrame(rows, columns=["class", "n", "centroid_cos", "mean_sample_cos"])
+
+
+# -- cluster quality ----------------------------------------------------------------------------
+def cluster_scores(X: np.ndarray, labels: Sequence, metric: str = "euclidean"
+                   ) -> dict[str, float]:
+    """Silhouette (higher is better, -1..1) and Davies-Bouldin (lower is better, >= 0).
+
+    Both need at least 2 classes and fewer classes than points; otherwise NaN (logged).
+    """
+    from sklearn.metrics import davies_bouldin_score, silhouette_score
+
+    X = _as_2d(X)
+    labels = np.asarray(labels)
+    k = len(set(labels.tolist()))
+    if not 2 <= k <= len(X) - 1:
+        log.warning("cluster_scores: need 2..N-1 classes, got %d classes for %d points", k, len(X))
+        return {"silhouette": float("nan"), "davies_bouldin": float("nan")}
+    return {"silhouette": float(silhouette_score(X, labels, metric=metric)),
+            "davies_bouldin": float(davies_bouldin_score(X, labels))}
+
+
+def linear_probe_accuracy(X_train: np.ndarray, y_train: Sequence, X_test: np.ndarray,
+                          y_test: Sequence, C: float = 1.0, seed: int = 0) -> float:
+    """Accuracy of a logistic regression fitted on frozen embeddings (a "linear probe").
+
+    Features are standardised with the training statistics. Used e.g. to ask whether a model
+    trained only for real/fake detection still separates the generators.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, X_test = _as_2d(X_train, "X_train"), _as_2d(X_test, "X_test")
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if len(set(y_train.tolist())) < 2:
+        raise ValueError("linear_probe_accuracy: the training labels hold a single class")
+    probe = make_pipeline(StandardScaler(),
+                          LogisticRegression(C=C, max_iter=2000, random_state=seed))
+    probe.fit(X_train, y_train)
+    return float((probe.predict(X_test) == y_test).mean())

@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""Preprocessing throughput vs. the pure PyAV decode rate of the same files.
+
+Prints clips/s for ``preprocess_dataset`` on the tiny synthetic corpus (FakeAVCeleb layout) with
+1 and 2 workers, the clips/s equivalent of only decoding the same files with PyAV (every video
+frame and audio frame, no conversion, one process), and the ratio preprocess / decode
+(goal >= 0.5: face detection, cropping and log-mels may cost at most as much as decoding).
+
+    python benchmarks/bench_preprocess.py [--data DIR] [--limit N] [--config tiny]
+
+Times include reading the metadata, writing the work files and packing the store (one-off
+imports are paid in a 2-video warm-up first; the 2-worker figure includes starting the pool).
+The corpus is made under ``--data`` (default ``.cache/bench/synthetic``) when missing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import av  # noqa: E402
+
+from amdd_kit.config import get_config  # noqa: E402
+from amdd_kit.data.adapters import read_dataset  # noqa: E402
+from amdd_kit.data.preprocess import preprocess_dataset  # noqa: E402
+
+
+def decode_only(paths: list[Path]) -> float:
+    """Seconds to decode every video and audio frame of ``paths`` with PyAV (one thread per
+    stream, like the preprocessing workers)."""
+    t = time.perf_counter()
+    for p in paths:
+        with av.open(str(p)) as c:
+            streams = [s for s in (c.streams.video[:1] + c.streams.audio[:1])]
+            for s in streams:
+                s.thread_type = "AUTO"
+            for _ in c.decode(*streams):
+                pass
+    return time.perf_counter() - t
+
+
+def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
+    """Milliseconds per video spent in each stage of ``clips_from_video`` (one thread)."""
+    import cv2
+    import torch
+
+    from amdd_kit.data import faces
+    from amdd_kit.data import preprocess as pp
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    t = {"audio": 0.0, "video frames": 0.0, "faces": 0.0, "crop": 0.0, "log-mel": 0.0}
+    for p in paths:
+        t0 = time.perf_counter()
+        x, _ = pp.load_audio(p, cfg.sample_rate)
+        t1 = time.perf_counter()
+        with av.open(str(p)) as c:
+            _, est, _ = pp._video_info(c, c.streams.video[0])
+        starts = pp.plan_windows(est, 0.0, cfg)
+        frames, *_ = pp._pick_frames(p, pp._grid_targets(starts, cfg))
+        t2 = time.perf_counter()
+        track = faces.detect_faces(frames, every=cfg.detect_every)
+        t3 = time.perf_counter()
+        faces.crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin)
+        t4 = time.perf_counter()
+        pp.log_mel_windows(x, starts / cfg.fps, cfg)
+        t5 = time.perf_counter()
+        for k, dt in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            t[k] += dt
+    return {k: round(1000 * v / len(paths), 1) for k, v in t.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=".cache/bench/synthetic")
+    ap.add_argument("--dataset", default="fakeavceleb")
+    ap.add_argument("--limit", type=int, default=64, help="videos to preprocess (0 = all)")
+    ap.add_argument("--config", default="tiny")
+    a = ap.parse_args()
+    cfg = get_config(a.config).data
+    root = Path(a.data) / a.dataset
+    if not root.exists():
+        from amdd_kit.data.synthetic import make_corpus
+        print(f"making the tiny synthetic corpus in {a.data} ...", flush=True)
+        make_corpus(a.data, size="tiny", seed=0, workers=2, progress=False)
+    man = read_dataset(a.dataset, root)
+    limit = a.limit or len(man.manifest)
+    paths = [man.root / p for p in man.manifest["path"].iloc[:limit]]
+
+    with tempfile.TemporaryDirectory() as tmp:  # warm-up: imports (torchaudio), cascade load
+        preprocess_dataset(a.dataset, root, Path(tmp) / "store", cfg, progress=False, limit=2)
+    results = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            s = preprocess_dataset(a.dataset, root, Path(tmp) / "store", cfg, workers=workers,
+                                   progress=False, limit=limit)
+        results[workers] = s
+        print(f"preprocess  workers={workers}: {s.videos} videos -> {s.clips} clips in "
+              f"{s.seconds:.1f} s = {s.clips / s.seconds:.1f} clips/s "
+              f"({s.videos / s.seconds:.1f} videos/s; skipped {s.skipped})", flush=True)
+    dec = decode_only(paths)
+    clips = results[1].clips
+    dec_rate = clips / dec
+    print(f"PyAV decode only (1 process): {len(paths)} videos in {dec:.1f} s = "
+          f"{dec_rate:.1f} clips/s equivalent ({len(paths) / dec:.1f} videos/s)")
+    r1 = clips / results[1].seconds / dec_rate
+    r2 = results[2].clips / results[2].seconds / dec_rate
+    print(f"ratio preprocess/decode: 1 worker {r1:.2f}, 2 workers {r2:.2f} (goal >= 0.5)")
+    parts = stage_breakdown(paths[:32], cfg)
+    print("ms per video by stage (1 thread, first 32 videos):", parts)
+    print(json.dumps({"clips_per_s_1w": round(clips / results[1].seconds, 2),
+                      "clips_per_s_2w": round(results[2].clips / results[2].seconds, 2),
+                      "decode_clips_per_s": round(dec_rate, 2), "ratio_1w": round(r1, 3),
+                      "ratio_2w": round(r2, 3), "videos": len(paths), "config": a.config,
+                      "stage_ms_per_video": parts}))
+
+
+if __name__ == "__main__":
+    main()

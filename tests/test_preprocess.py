@@ -1,0 +1,195 @@
+"""clips_from_video on real media files: every skip reason, and valid-but-unusual input."""
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import media  # noqa: E402
+
+from amdd_kit.config import DataConfig  # noqa: E402
+from amdd_kit.data import preprocess as pp  # noqa: E402
+from amdd_kit.data.preprocess import SkipVideo, clips_from_video  # noqa: E402
+
+CFG = DataConfig()  # tiny: T=8, stride 2, 64x64, 64 mels, 0.64 s windows
+SILENCE_FLOOR = float(np.float16(np.log(pp.LOG_EPS)))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("media")
+    f = {
+        "good": media.write_video(d / "good.mp4"),
+        "truncated": media.write_truncated(d / "truncated.mp4"),
+        "zero": media.write_empty(d / "zero.mp4"),
+        "text": media.write_text_as_video(d / "text.mp4"),
+        "no_audio": media.write_video(d / "noaudio.mp4", audio=None),
+        "audio_only": media.write_video(d / "audioonly.mp4", video=False),
+        "wall": media.write_video(d / "wall.mp4", face=False),
+        "short": media.write_video(d / "short.mp4", seconds=0.3),
+        "silence": media.write_video(d / "silence.mp4", audio="silence"),
+        "surround": media.write_video(d / "surround.mp4", fps=Fraction(30000, 1001), width=320,
+                                      height=240, channels=6, sample_rate=48_000),
+        "fps30": media.write_video(d / "fps30.mp4", fps=30),
+        "wav": media.write_wav(d / "speech.wav", seconds=1.5, sample_rate=44_100, channels=2),
+        "frames": media.write_frame_dir(d / "vid" / "sa1"),
+        "late": media.write_video(d / "late.mp4", seconds=2.0, leading_silence=0.6),
+    }
+    return f
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("truncated", "corrupt"), ("zero", "empty"), ("text", "corrupt"), ("no_audio", "no_audio"),
+    ("audio_only", "no_video"), ("wall", "no_face"), ("short", "too_short"),
+])
+def test_broken_files_raise_skip_with_reason(files, name, reason):
+    with pytest.raises(SkipVideo) as e:
+        clips_from_video(files[name], CFG)
+    assert e.value.reason == reason
+
+
+def test_missing_file_and_frame_dir_without_audio(files, tmp_path):
+    with pytest.raises(SkipVideo) as e:
+        clips_from_video(tmp_path / "nope.mp4", CFG)
+    assert e.value.reason == "missing"
+    with pytest.raises(SkipVideo) as e:
+        clips_from_video(files["frames"], CFG)
+    assert e.value.reason == "no_audio"
+
+
+def test_skipvideo_rejects_unknown_reason():
+    with pytest.raises(ValueError, match="unknown skip reason"):
+        SkipVideo("bogus")
+
+
+def _check_shapes(c, cfg=CFG, k=None):
+    k = cfg.clips_per_video if k is None else k
+    assert c.frames.dtype == np.uint8 and c.frames.shape == (k, cfg.n_frames, 3, cfg.image_size,
+                                                            cfg.image_size)
+    assert c.mels.dtype == np.float16 and c.mels.shape == (k, cfg.n_mels, cfg.mel_frames)
+    assert np.isfinite(c.mels.astype(np.float32)).all()
+    w = cfg.window_seconds
+    assert np.all(np.diff(c.starts) >= w - 1e-9), "windows overlap"
+
+
+def test_good_video(files):
+    c = clips_from_video(files["good"], CFG)
+    _check_shapes(c)
+    assert c.info["face_fraction"] == 1.0
+    assert c.mels.max() > SILENCE_FLOOR + 5  # the tone is there
+    # face crops are not the grey background: the face fills the crop
+    assert c.frames.std() > 20
+
+
+def test_digital_silence_gives_finite_floor(files):
+    c = clips_from_video(files["silence"], CFG)
+    _check_shapes(c)
+    assert np.allclose(c.mels.astype(np.float32), SILENCE_FLOOR, atol=0.05)
+
+
+def test_surround_48k_2997fps_nonsquare(files):
+    with av.open(str(files["surround"])) as cont:
+        assert cont.streams.audio[0].channels == 6 and cont.streams.audio[0].rate == 48_000
+    c = clips_from_video(files["surround"], CFG)
+    _check_shapes(c)
+    assert abs(c.info["src_fps"] - 29.97) < 0.01
+    assert c.mels.max() > SILENCE_FLOOR + 5
+
+
+def test_external_wav_and_frame_folder(files):
+    c = clips_from_video(files["no_audio"], CFG, audio_path=files["wav"])
+    _check_shapes(c)
+    d = clips_from_video(files["frames"], CFG, audio_path=files["wav"])
+    _check_shapes(d)
+    assert d.mels.max() > SILENCE_FLOOR + 5
+
+
+def test_load_audio_downmixes_and_resamples(files):
+    x, t0 = pp.load_audio(files["wav"], 16_000)
+    assert x.ndim == 1 and x.dtype == np.float32
+    assert abs(len(x) - 1.5 * 16_000) <= 32
+    # the tone is 220 Hz: its spectral peak survives resampling from 44.1 kHz stereo
+    spec = np.abs(np.fft.rfft(x))
+    assert abs(np.argmax(spec) * 16_000 / len(x) - 220) < 5
+
+
+def test_resampling_picks_nearest_frame_by_timestamp(tmp_path):
+    """A 30 fps video whose frame i has grey level 8*i: the 25 fps grid takes round(t*30)."""
+    path = tmp_path / "ramp.mp4"
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=30)
+        vs.width = vs.height = 64
+        vs.pix_fmt = "yuv420p"
+        vs.options = {"preset": "ultrafast", "qp": "0"}
+        for i in range(30):
+            img = np.full((64, 64, 3), 8 * i, np.uint8)
+            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    targets = np.arange(0, 25) / 25.0
+    frames, dur, covered, fps = pp._pick_frames(path, targets)
+    got = np.array([f.mean() / 8 for f in frames])
+    assert covered and abs(fps - 30) < 1e-6
+    np.testing.assert_allclose(got, np.round(targets * 30), atol=0.3)
+
+
+def test_log_mel_is_aligned_with_the_window():
+    cfg = CFG
+    sr = cfg.sample_rate
+    x = np.zeros(2 * sr, np.float32)
+    burst = int(0.30 * sr)
+    x[burst:burst + 80] = np.hanning(80)  # a 5 ms click at 0.30 s
+    mel = pp.log_mel_windows(x, np.array([0.20]), cfg).astype(np.float32)[0]
+    assert mel.shape == (cfg.n_mels, cfg.mel_frames)
+    col = int(np.argmax(mel.sum(axis=0)))
+    assert abs(col - 10) <= 1  # (0.30 - 0.20) s * 100 columns/s
+
+
+def test_plan_windows_non_overlapping_inside_video():
+    cfg = DataConfig(clips_per_video=3)
+    win = cfg.n_frames * cfg.frame_stride
+    s = pp.plan_windows(5.0, 0.5, cfg)
+    assert len(s) == 3
+    assert s[0] >= round(0.5 * cfg.fps) and s[-1] + win <= 5.0 * cfg.fps
+    assert np.all(np.diff(s) >= win)
+    assert len(pp.plan_windows(0.5, 0.0, cfg)) == 0
+    assert len(pp.plan_windows(1.0, 0.0, cfg)) == 1
+
+
+def test_trim_silence_moves_windows_past_leading_silence(files):
+    plain = clips_from_video(files["late"], CFG)
+    trimmed = clips_from_video(files["late"], DataConfig(trim_silence=True))
+    assert plain.starts[0] < 0.5
+    assert trimmed.info["offset"] == pytest.approx(0.6, abs=0.05)
+    assert trimmed.starts[0] >= 0.6 - 1 / CFG.fps
+    # the first window of the trimmed clip carries sound from its first columns on
+    first = trimmed.mels[0].astype(np.float32)
+    assert first[:, :8].max() > SILENCE_FLOOR + 5
+
+
+def test_leading_silence_measure():
+    sr = 16_000
+    x = np.r_[np.zeros(sr // 2), 0.5 * np.ones(sr)].astype(np.float32)
+    assert pp.leading_silence(x, sr, -40) == pytest.approx(0.5, abs=0.011)
+    assert pp.leading_silence(np.zeros(sr, np.float32), sr, -40) == 0.0
+
+
+def test_process_one_never_raises(files, tmp_path, monkeypatch):
+    cfgd = CFG.__dict__.copy()
+    vid, n, reason, _ = pp.process_one("v1", str(files["text"]), None, cfgd, str(tmp_path))
+    assert (n, reason) == (0, "corrupt")
+    assert json.loads((tmp_path / "v1.skip.json").read_text())["reason"] == "corrupt"
+
+    def boom(*a, **k):
+        raise RuntimeError("decoder exploded")
+    monkeypatch.setattr(pp, "clips_from_video", boom)
+    vid, n, reason, detail = pp.process_one("v2", str(files["good"]), None, cfgd, str(tmp_path))
+    assert reason == "error" and "decoder exploded" in detail
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
