@@ -1,0 +1,123 @@
+"""Look at clips in a store: a static plotly figure per clip and an ipywidgets browser.
+
+``clip_figure(store, i)`` works anywhere (it is a plain plotly figure: it shows in exported HTML
+and in notebooks run by papermill). ``clip_browser(store)`` adds widgets to pick a generator
+and a clip; in a kernel without a front end (papermill) the widgets do nothing visible, so by
+default it also displays a static figure of the first clip.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _strip(frames: np.ndarray) -> np.ndarray:
+    """uint8 ``[T,3,H,W]`` -> ``[H, T*W, 3]``."""
+    return np.concatenate(list(np.asarray(frames).transpose(0, 2, 3, 1)), axis=1)
+
+
+def clip_figure(store, clip_id: int):
+    """Plotly figure of one clip: its face-crop frames as a strip above its log-mel.
+
+    Args:
+        store: a :class:`~amdd_kit.data.store.ClipStore`.
+        clip_id: row of ``store.manifest``.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not 0 <= clip_id < len(store):
+        raise IndexError(f"clip_id {clip_id} out of range 0..{len(store) - 1}")
+    row = store.manifest.iloc[clip_id]
+    cfg = store.data_config
+    mel = np.asarray(store.mels[clip_id], dtype=np.float32)
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.45, 0.55], vertical_spacing=0.12,
+                        subplot_titles=(f"{cfg.n_frames} frames, every {cfg.frame_stride}th "
+                                        f"at {cfg.fps:g} fps",
+                                        f"log-mel ({cfg.n_mels} bins x {cfg.mel_frames} "
+                                        f"columns of {1000 * cfg.hop_length / cfg.sample_rate:g} ms)"))
+    fig.add_trace(go.Image(z=_strip(store.frames[clip_id])), row=1, col=1)
+    t = np.arange(mel.shape[1]) * cfg.hop_length / cfg.sample_rate + float(row["start_s"])
+    fig.add_trace(go.Heatmap(z=mel, x=t, colorscale="Viridis", colorbar=dict(title="log"),
+                             showscale=True), row=2, col=1)
+    fig.update_xaxes(showticklabels=False, row=1, col=1)
+    fig.update_yaxes(showticklabels=False, row=1, col=1)
+    fig.update_xaxes(title_text="time in the video (s)", row=2, col=1)
+    fig.update_yaxes(title_text="mel bin", row=2, col=1)
+    label = "fake" if int(row["clip_label"]) else "real"
+    fig.update_layout(height=420, margin=dict(l=40, r=20, t=70, b=40),
+                      title=f"clip {clip_id}: {row['method']} ({label}), {row['identity']}, "
+                            f"{float(row['start_s']):.2f} s of {row['path']}")
+    return fig
+
+
+class ClipBrowser:
+    """Pick a method, then a clip; the figure below updates.
+
+    Attributes:
+        widget: the ipywidgets ``VBox`` to display.
+        figure: the plotly figure of the selected clip.
+    """
+
+    def __init__(self, store, clip_id: int = 0):
+        import ipywidgets as W
+
+        self.store = store
+        m = store.manifest
+        methods = ["(all)"] + sorted(m["method"].unique().tolist())
+        self.method = W.Dropdown(options=methods, value="(all)", description="method")
+        self.clip = W.Dropdown(options=self._options("(all)"), description="clip")
+        self.out = W.Output()
+        self.widget = W.VBox([W.HBox([self.method, self.clip]), self.out])
+        self.figure = None
+        self.method.observe(self._on_method, names="value")
+        self.clip.observe(self._on_clip, names="value")
+        if len(store):
+            self.select(clip_id)
+
+    def _options(self, method: str) -> list[tuple[str, int]]:
+        m = self.store.manifest
+        if method != "(all)":
+            m = m[m["method"] == method]
+        return [(f"{r.clip_id}: {r.method} {r.identity} @{r.start_s:.2f}s", int(r.clip_id))
+                for r in m.itertuples()]
+
+    def _on_method(self, change: dict[str, Any]) -> None:
+        opts = self._options(change["new"])
+        self.clip.options = opts
+        if opts:
+            self.clip.value = opts[0][1]
+
+    def _on_clip(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            self._draw(int(change["new"]))
+
+    def _draw(self, clip_id: int) -> None:
+        self.figure = clip_figure(self.store, clip_id)
+        with self.out:
+            self.out.clear_output(wait=True)
+            self.figure.show()
+
+    def select(self, clip_id: int) -> None:
+        """Show ``clip_id`` (as if picked in the dropdown)."""
+        if self.clip.value == clip_id:
+            self._draw(clip_id)
+        else:
+            self.clip.value = clip_id
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+
+def clip_browser(store, clip_id: int = 0, static: bool = True) -> ClipBrowser:
+    """Display a :class:`ClipBrowser`; with ``static`` also a plain figure of ``clip_id``
+    (what a saved or papermill-executed notebook shows, where widgets need a live front end)."""
+    from IPython.display import display
+
+    browser = ClipBrowser(store, clip_id)
+    display(browser.widget)
+    if static and len(store):
+        display(clip_figure(store, clip_id))
+    return browser
