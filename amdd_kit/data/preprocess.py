@@ -226,8 +226,11 @@ def log_mel_windows(samples: np.ndarray, starts_s: np.ndarray, cfg: DataConfig,
 def plan_windows(duration: float, offset: float, cfg: DataConfig) -> np.ndarray:
     """Start indices (on the ``cfg.fps`` grid) of up to ``clips_per_video`` windows.
 
-    ``duration`` and ``offset`` are in seconds. Windows do not overlap and are spread evenly
-    over ``[offset, duration)``. Returns int64 ``[K]``; empty when the video is too short.
+    ``duration`` and ``offset`` are in seconds. Windows do not overlap and are taken back to
+    back from ``offset`` (the video start, or the end of the trimmed leading silence), as most
+    published pipelines take the first frames of a video. This is also why a leading-silence
+    shortcut (FakeAVCeleb) reaches a model, and why ``trim_silence`` removes it. Returns int64
+    ``[K]``; empty when the video is too short.
     """
     n_grid = int(np.floor(duration * cfg.fps + 1e-6))
     off = int(np.ceil(offset * cfg.fps - 1e-6))
@@ -236,8 +239,7 @@ def plan_windows(duration: float, offset: float, cfg: DataConfig) -> np.ndarray:
     k = min(cfg.clips_per_video, max(avail, 0) // win)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    gap = (avail - k * win) // (k + 1)
-    return off + gap + np.arange(k, dtype=np.int64) * (win + gap)
+    return off + np.arange(k, dtype=np.int64) * win
 
 
 def _grid_targets(starts_idx: np.ndarray, cfg: DataConfig) -> np.ndarray:

@@ -1,0 +1,315 @@
+"""Unit tests of the ablation table and the shortcut audit pieces (no long training).
+
+Training is replaced by a fake ``train`` that writes a fabricated run directory, so the table
+assembly, the linear-probe path, resumability and the claim checks run in well under a second each.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amdd_kit import ablation as A
+from amdd_kit import shortcut as S
+from amdd_kit.config import METHODS, get_config
+
+
+# -- fabricated embeddings ----------------------------------------------------------------------
+def fake_embeddings(n_per: int, separation: float, seed: int, split: str,
+                    dim: int = 8, align: bool = True) -> pd.DataFrame:
+    """An embeddings table: one Gaussian cluster per generator class.
+
+    ``separation`` scales the distance between class centres (0 = no generator information).
+    With ``align`` the audio fingerprints point the same way as the visual ones per class.
+    """
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(123).normal(size=(len(METHODS), dim))
+    rows = []
+    for c, method in enumerate(METHODS):
+        for _ in range(n_per):
+            e = separation * centres[c] + rng.normal(size=dim)
+            fv = centres[c] + 0.1 * rng.normal(size=dim)
+            fa = fv if align else rng.normal(size=dim)
+            rows.append({"clip_id": len(rows), "identity": f"id{len(rows) % 5}",
+                         "method": method, "method_idx": c, "label": int(c > 0),
+                         "split": split, "p_fake": float(c > 0),
+                         "emb_shared": e.astype(np.float32), "fp_visual": fv.astype(np.float32),
+                         "fp_audio": np.asarray(fa, np.float32)})
+    return pd.DataFrame(rows)
+
+
+# -- configs ------------------------------------------------------------------------------------
+def test_ablation_rows_set_the_right_weights():
+    base = get_config("tiny")
+    full = A.ablation_config(base, "full")
+    assert full.to_dict() == base.to_dict()
+    no_attr = A.ablation_config(base, "no_attribution")
+    assert no_attr.loss.w_attr == 0 and no_attr.loss.w_det == base.loss.w_det
+    assert no_attr.loss.w_cmffc == base.loss.w_cmffc and no_attr.loss.w_cent == base.loss.w_cent
+    assert A.ablation_config(base, "no_cmffc").loss.w_cmffc == 0
+    assert A.ablation_config(base, "no_contrastive").loss.w_con == 0
+    assert A.ablation_config(base, "no_centroid").loss.w_cent == 0
+    det = A.ablation_config(base, "detection_only").loss
+    assert (det.w_attr, det.w_cmffc, det.w_cent) == (0, 0, 0) and det.w_det > 0 and det.w_con > 0
+    cad = A.ablation_config(base, "cad")
+    assert cad.model.arch == "cad"
+    assert cad.loss == base.loss
+    # the seed (hence the split) never changes between rows, and the base config is untouched
+    assert {A.ablation_config(base, r).train.seed for r in A.ABLATIONS} == {base.train.seed}
+    assert base.loss.w_attr > 0 and base.model.arch == "amdd"
+    assert not A.attribution_trained(no_attr) and A.attribution_trained(full)
+    with pytest.raises(ValueError, match="unknown ablation row"):
+        A.ablation_config(base, "no_such_row")
+
+
+# -- linear probe and geometry ------------------------------------------------------------------
+def test_linear_probe_reads_generator_information_from_the_embedding():
+    tr = fake_embeddings(12, separation=3.0, seed=0, split="train")
+    te = fake_embeddings(6, separation=3.0, seed=1, split="test")
+    assert A.attribution_from_embeddings(tr, te) > 0.9
+    tr0 = fake_embeddings(12, separation=0.0, seed=0, split="train")
+    te0 = fake_embeddings(6, separation=0.0, seed=1, split="test")
+    assert A.attribution_from_embeddings(tr0, te0) < 0.45  # chance is 1/7
+    assert math.isnan(A.attribution_from_embeddings(None, te))
+    # clips of unknown generators (method_idx -1) are ignored, not counted as errors
+    te_unknown = pd.concat([te, te.head(10).assign(method_idx=-1, method="dfdm-x")])
+    assert A.attribution_from_embeddings(tr, te_unknown) == A.attribution_from_embeddings(tr, te)
+
+
+def test_embedding_scores_see_clusters_and_alignment():
+    clear = A.embedding_scores(fake_embeddings(10, 4.0, 0, "test"))
+    blur = A.embedding_scores(fake_embeddings(10, 0.0, 0, "test", align=False))
+    assert clear["silhouette"] > blur["silhouette"] + 0.2
+    assert clear["cmffc_alignment"] > 0.99
+    assert blur["cmffc_alignment"] < 0.8
+
+
+def test_row_metrics_uses_the_probe_when_the_head_was_not_trained():
+    tr = fake_embeddings(12, 3.0, 0, "train")
+    te = fake_embeddings(6, 3.0, 1, "test")
+    metrics = {"balanced_accuracy": 0.8, "auc": 0.9, "attribution_accuracy": 0.14,
+               "n_test": len(te), "cross_dataset": {"lavdf": {"fake_recall": 0.2, "auc": 0.5},
+                                                    "dfdm": {"fake_recall": 0.4, "auc": 0.6},
+                                                    "broken": {"error": "x"}}}
+    base = get_config("tiny")
+    full = A.row_metrics(metrics, te, tr, base)
+    assert full["attribution_source"] == "head" and full["attribution_accuracy"] == 0.14
+    assert full["probe_accuracy"] > 0.9
+    assert full["attribution_majority"] == pytest.approx(1 / 7)  # balanced fabricated classes
+    assert full["fake_recall_lavdf"] == 0.2 and full["fake_recall_dfdm"] == 0.4
+    assert full["fake_recall_heldout"] == pytest.approx(0.3)
+    no_attr = A.row_metrics(metrics, te, tr, A.ablation_config(base, "no_attribution"))
+    assert no_attr["attribution_source"] == "linear_probe"
+    assert no_attr["attribution_accuracy"] == no_attr["probe_accuracy"] > 0.9
+
+
+# -- the table from fabricated run dirs ---------------------------------------------------------
+class FakeTrain:
+    """Stands in for ``amdd_kit.train.train``: writes a fabricated run dir, counts calls."""
+
+    def __init__(self, fail_rows=()):
+        self.calls: list[str] = []
+        self.fail_rows = set(fail_rows)
+
+    def __call__(self, store, cfg, run_dir, progress=True):
+        run_dir = Path(run_dir)
+        self.calls.append(run_dir.name)
+        if run_dir.name in self.fail_rows:
+            raise RuntimeError("training stopped: the loss became nan")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.to_json(run_dir / "config.json")
+        (run_dir / "store.txt").write_text(str(Path(store.path).resolve()) + "\n")
+        (run_dir / "model.pth").write_bytes(b"")
+        sep = 3.0 if cfg.loss.w_attr > 0 else 0.0  # attribution supervision shapes the space
+        tr, te = fake_embeddings(10, sep, 0, "train"), fake_embeddings(5, sep, 1, "test")
+        pd.concat([tr, te]).assign(clip_id=lambda d: range(len(d)))[["clip_id", "split"]] \
+            .to_csv(run_dir / "splits.csv", index=False)
+        te.to_parquet(run_dir / "embeddings.parquet", index=False)
+        tr.to_parquet(run_dir / A.TRAIN_EMBEDDINGS, index=False)
+        acc = 0.9 if cfg.loss.w_attr > 0 else 1 / 7
+        (run_dir / "metrics.json").write_text(json.dumps({
+            "balanced_accuracy": 0.85, "auc": 0.9, "attribution_accuracy": acc,
+            "n_test": len(te), "train_seconds": 1.0}))
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    ft = FakeTrain(fail_rows={"cad"})
+    monkeypatch.setattr("amdd_kit.train.train", ft)
+    return ft
+
+
+def test_run_ablations_builds_the_table_and_resumes(tmp_path, fake_train):
+    store = SimpleNamespace(path=tmp_path / "store")
+    cfg = get_config("tiny")
+    rows = ["full", "no_attribution", "cad"]
+    table = A.run_ablations(store, cfg, tmp_path / "abl", rows=rows, cross_stores={})
+    assert list(table.index) == rows and fake_train.calls == rows
+    assert table.loc["full", "status"] == "ok" and table.loc["no_attribution", "status"] == "ok"
+    assert table.loc["cad", "status"].startswith("failed: RuntimeError")  # logged, kept, not lost
+    assert table.loc["full", "attribution_source"] == "head"
+    assert table.loc["no_attribution", "attribution_source"] == "linear_probe"
+    # binary-only: the probe on the (fabricated) unstructured embedding is near chance
+    assert table.loc["no_attribution", "attribution_accuracy"] < 0.45
+    assert table.loc["full", "probe_accuracy"] > 0.9
+    assert table.loc["full", "silhouette"] > table.loc["no_attribution", "silhouette"]
+    assert bool(table["same_split"].all())
+    for col in A.METRIC_COLUMNS:
+        assert col in table.columns
+    ok = table[table["status"] == "ok"]
+    for col in ("balanced_accuracy", "auc", "attribution_accuracy", "probe_accuracy"):
+        assert ok[col].between(0, 1).all(), col
+    # the files, readable back
+    back = A.load_table(tmp_path / "abl")
+    assert list(back.index) == rows
+    recs = json.loads((tmp_path / "abl" / "ablation.json").read_text())
+    assert [r["row"] for r in recs] == rows and recs[2]["balanced_accuracy"] is None
+
+    # resumable: finished rows are read, only the failed one is tried again
+    fake_train.calls.clear()
+    again = A.run_ablations(store, cfg, tmp_path / "abl", rows=rows, cross_stores={})
+    assert fake_train.calls == ["cad"]
+    assert not again.loc["full", "retrained"]
+    assert again.loc["full", "probe_accuracy"] == table.loc["full", "probe_accuracy"]
+    # a changed config means a stale run: retrained
+    fake_train.calls.clear()
+    A.run_ablations(store, cfg.override({"train.epochs": 1}), tmp_path / "abl",
+                    rows=["full"], cross_stores={})
+    assert fake_train.calls == ["full"]
+
+
+def test_run_ablations_rejects_unknown_rows(tmp_path):
+    with pytest.raises(ValueError, match="unknown ablation rows"):
+        A.run_ablations(SimpleNamespace(path=tmp_path), get_config("tiny"), tmp_path,
+                        rows=["full", "nope"], cross_stores={})
+
+
+def test_run_is_current_checks_config_and_store(tmp_path):
+    cfg = get_config("tiny")
+    run = tmp_path / "run"
+    assert not A.run_is_current(run, cfg)
+    run.mkdir()
+    cfg.to_json(run / "config.json")
+    for f in ("metrics.json", "model.pth"):
+        (run / f).write_text("{}")
+    (run / "store.txt").write_text(str((tmp_path / "s1").resolve()))
+    assert A.run_is_current(run, cfg, tmp_path / "s1")
+    assert not A.run_is_current(run, cfg, tmp_path / "s2")
+    assert not A.run_is_current(run, cfg.override({"loss.w_attr": 0.0}), tmp_path / "s1")
+    (run / "config.json").write_text("{not json")
+    assert not A.run_is_current(run, cfg)
+
+
+# -- the claims ---------------------------------------------------------------------------------
+def claims_table(changes: dict | None = None) -> pd.DataFrame:
+    base = {"status": "ok", "n_test": 400, "balanced_accuracy": 0.9, "auc": 0.95,
+            "attribution_accuracy": 0.9, "probe_accuracy": 0.9, "silhouette": 0.3,
+            "cmffc_alignment": 0.8, "fake_recall_heldout": 0.3}
+    rows = {r: dict(base) for r in A.ABLATIONS}
+    for (row, col), v in (changes or {}).items():
+        rows[row][col] = v
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _verdict(claims: pd.DataFrame, start: str) -> str:
+    hit = claims[claims["claim"].str.startswith(start)]
+    assert len(hit) >= 1, start
+    return hit["verdict"].iloc[0]
+
+
+def test_paper_claims_follow_the_numbers():
+    supported = claims_table({("no_attribution", "probe_accuracy"): 0.12,
+                                ("no_attribution", "silhouette"): 0.0,
+                                ("no_cmffc", "cmffc_alignment"): 0.1,
+                                ("cad", "balanced_accuracy"): 0.7})
+    c = A.paper_claims(supported)
+    assert set(c.columns) == {"claim", "paper", "ours", "verdict", "why"}
+    assert _verdict(c, "AMDD attributes") == "supported"
+    assert _verdict(c, "Attribution collapses without") == "supported"
+    assert _verdict(c, "Generator clusters are clearer with attribution supervision (vs no_att") \
+        == "supported"
+    assert _verdict(c, "CMFFC makes") == "supported"
+    assert _verdict(c, "AMDD outperforms CAD") == "supported"
+    # identical rows: no claim about a difference can be supported
+    same = A.paper_claims(claims_table())
+    assert _verdict(same, "Attribution collapses without") == "not supported"
+    assert _verdict(same, "The CMFFC (Eq. 4) term helps") == "cannot tell"
+    # a small difference on few clips is noise, not evidence
+    noisy = A.paper_claims(claims_table({("no_cmffc", "balanced_accuracy"): 0.85,
+                                          **{(r, "n_test"): 20 for r in A.ABLATIONS}}))
+    assert _verdict(noisy, "The CMFFC (Eq. 4) term helps") == "cannot tell"
+    # attribution at chance is not "supported"
+    assert _verdict(A.paper_claims(claims_table({("full", "attribution_accuracy"): 0.15})),
+                    "AMDD attributes") == "not supported"
+    # always naming the most frequent class is chance too (here: reals are 25 % of the clips)
+    majority = A.paper_claims(claims_table({("full", "attribution_accuracy"): 0.25,
+                                            ("full", "attribution_majority"): 0.25,
+                                            ("full", "n_test"): 80}))
+    assert _verdict(majority, "AMDD attributes") == "not supported"
+    # an undertrained model is flagged before anything else
+    assert _verdict(same, "AMDD detects fakes better than chance") == "supported"
+    flat = A.paper_claims(claims_table({("full", "balanced_accuracy"): 0.5}))
+    assert _verdict(flat, "AMDD detects fakes better than chance") == "not supported"
+    # missing and failed rows
+    partial = A.paper_claims(claims_table().loc[["full", "no_attribution"]])
+    assert _verdict(partial, "AMDD outperforms CAD") == "not run"
+    failed = claims_table()
+    failed.loc["no_attribution", "status"] = "failed: x"
+    assert _verdict(A.paper_claims(failed), "Attribution collapses without") == "not run"
+
+
+# -- the shortcut audit pieces ------------------------------------------------------------------
+def silence_lengths(fake_s: tuple[float, float], real_s: tuple[float, float], seed: int = 0,
+                    n: int = 80) -> pd.DataFrame:
+    """Fabricated per-video leading silences: fakes uniform in ``fake_s``, reals in ``real_s``."""
+    rng = np.random.default_rng(seed)
+    label = np.array([0, 1] * (n // 2))
+    s = np.where(label == 1, rng.uniform(*fake_s, n), rng.uniform(*real_s, n))
+    split = np.where(np.arange(n) < n // 2, "train", "test")
+    return pd.DataFrame({"label": label, "leading_silence_s": s, "split": split,
+                         "identity": [f"id{i}" for i in range(n)]})
+
+
+def test_trivial_detector_perfect_with_the_shortcut_chance_without():
+    with_cut = S.detector_scores(silence_lengths((0.25, 0.5), (0.0, 0.05)))
+    assert with_cut["balanced_accuracy"] >= 0.95 and with_cut["n_scored"] == 40
+    assert 0.05 <= with_cut["threshold"] <= 0.25
+    clean = S.detector_scores(silence_lengths((0.0, 0.05), (0.0, 0.05), seed=1))
+    assert 0.3 <= clean["balanced_accuracy"] <= 0.7
+    t = silence_lengths((0.25, 0.5), (0.0, 0.05))
+    t.loc[3, "leading_silence_s"] = np.nan  # an unreadable file is left out and counted
+    assert S.detector_scores(t)["n_unreadable"] == 1
+    with pytest.raises(ValueError, match="reals and fakes"):
+        S.detector_scores(t.assign(label=1))
+
+
+def test_audit_findings_are_computed_from_the_numbers():
+    audit = {"detector": {"shortcut": {"balanced_accuracy": 0.99},
+                          "clean": {"balanced_accuracy": 0.52}},
+             "amdd": {"shortcut": {"balanced_accuracy": 0.95},
+                      "shortcut_trimmed": {"balanced_accuracy": 0.6},
+                      "clean": {"balanced_accuracy": 0.93}}}
+    text = " ".join(S.audit_findings(audit))
+    assert "99%" in text and "gives the fakes away" in text and "about chance" in text
+    assert "60% once the leading silence is trimmed: it leaned on the silence" in text
+    assert "93% on the clean corpus: it did not depend on the silence" in text
+    assert S.audit_findings({"amdd": {"error": "x"}}) == []
+    chance = {"amdd": {"shortcut": {"balanced_accuracy": 0.5},
+                       "clean": {"balanced_accuracy": 0.5}}}
+    text = " ".join(S.audit_findings(chance))
+    assert "cannot tell" in text and "did not depend" not in text
+
+
+def test_metric_figure_shows_each_row_and_gaps_for_failed_rows():
+    t = claims_table().loc[["full", "no_attribution", "cad"]]
+    t.loc["cad", "status"], t.loc["cad", "balanced_accuracy"] = "failed: x", np.nan
+    fig = A.metric_figure(t, "balanced_accuracy")
+    bar = fig.data[0]
+    assert list(bar.x) == ["full", "no_attribution", "cad"]
+    assert bar.y[0] == 0.9 and np.isnan(bar.y[2]) and bar.text[2] == "n/a"
+    assert A.metric_figure(t, "not_a_column").data[0].text == ("n/a",) * 3
