@@ -112,6 +112,9 @@ class LossConfig:
     w_cad_kl: float = 0.1      # KL agreement between the visual and audio predictions
     w_cad_distill: float = 0.5  # unimodal teachers -> fused student distillation
     cad_tau: float = 2.0       # distillation temperature
+    w_cad_teacher: float = 1.0  # CAD: focal + CE supervision of each unimodal teacher head
+    w_cad_feat: float = 0.0    # CAD: optional feature distillation (aligned stream -> teacher feature)
+    cad_amdd_terms: bool = False  # CAD: also apply AMDD's con/cmffc/cent terms (off = CAD alone)
 
 
 @dataclass

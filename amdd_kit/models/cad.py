@@ -1,0 +1,103 @@
+"""CAD, the comparison method: cross-modal Alignment and Distillation (Du et al., 2025).
+
+The CAD paper builds on frozen CLIP (vision) and Whisper (audio) encoders. Their weights are
+large, licensed separately and cannot be shipped with (or downloaded by) this kit, so our CAD
+uses **the same trainable encoders as AMDD** (ResNet per frame + temporal attention, log-mel
+ResNet18). That is also the fair comparison: the two methods then differ only in how they
+combine the modalities and in their losses. Our reading (DESIGN.md "CAD")::
+
+    frames --VisualEncoder--> v_seq, z_v [B,d] --visual teacher--> det_logit_v [B], attr_logits_v [B,C]
+    mel    --AudioEncoder---> a_seq, z_a [B,d] --audio teacher---> det_logit_a [B], attr_logits_a [B,C]
+    (v_seq, a_seq) --cross-attention alignment--> sync_v [B,d], sync_a [B,d] -> embedding [B,d_e]
+    embedding --student heads--> det_logit [B], attr_logits [B,C]
+
+* alignment: each stream attends to the other (:class:`CrossModalFusion`); ``sync_v`` and
+  ``sync_a`` are the pooled aligned streams. The loss adds a symmetric KL agreement between the
+  two teachers' predictions (``amdd_kit.losses.cad_kl``, Eq. 7): lips and speech of an
+  in-sync clip should tell the same story.
+* distillation: the unimodal teachers are trained on the labels and their (detached)
+  predictions are distilled into the fused student (``amdd_kit.losses.cad_distill``, Eq. 8),
+  which keeps modality-specific evidence alive in the fused representation.
+* ``f_v``, ``f_a``: each teacher's hidden features, L2-normalised (``[B,d_f]``), so metrics and
+  geometry read CAD outputs exactly like AMDD's.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+from .audio import AudioEncoder
+from .fusion import CrossModalFusion
+from .heads import MLPHead
+from .visual import VisualEncoder
+
+
+class UnimodalTeacher(nn.Module):
+    """Detection + attribution from one modality: ``z [B,d] -> (det [B], attr [B,C], f [B,d_f])``.
+
+    One shared hidden layer (``Linear d -> d_f``, GELU, Dropout) feeds both outputs; the hidden
+    pre-activation, L2-normalised, is the modality's fingerprint ``f``.
+    """
+
+    def __init__(self, d_in: int, d_hidden: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.hidden = nn.Linear(d_in, d_hidden)
+        self.drop = nn.Dropout(dropout)
+        self.det = nn.Linear(d_hidden, 1)
+        self.attr = nn.Linear(d_hidden, n_classes)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.hidden(z)
+        x = self.drop(F.gelu(h))
+        return self.det(x).squeeze(-1), self.attr(x), F.normalize(h, dim=-1)
+
+
+class CAD(nn.Module):
+    """The CAD model. ``forward(frames [B,T,3,H,W], mel [B,n_mels,S]) -> dict``.
+
+    Keys: the AMDD ones (``det_logit [B]``, ``attr_logits [B,C]``, ``embedding [B,d_e]``,
+    ``z_v``, ``z_a`` ``[B,d]``, ``f_v``, ``f_a`` ``[B,d_f]``) plus the teachers'
+    ``det_logit_v``, ``det_logit_a`` ``[B]``, ``attr_logits_v``, ``attr_logits_a`` ``[B,C]``
+    and the aligned streams ``sync_v``, ``sync_a`` ``[B,d]``.
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        m = cfg.model
+        self.visual = VisualEncoder(cfg)
+        self.audio = AudioEncoder(cfg)
+        self.align = CrossModalFusion(cfg)
+        self.teacher_v = UnimodalTeacher(m.d_model, m.d_fingerprint, m.n_classes, m.dropout)
+        self.teacher_a = UnimodalTeacher(m.d_model, m.d_fingerprint, m.n_classes, m.dropout)
+        self.det_head = MLPHead(m.d_embed, m.head_hidden, 1, m.dropout)
+        self.attr_head = MLPHead(m.d_embed, m.head_hidden, m.n_classes, m.dropout)
+
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        """The visual trunk's last residual block, for Grad-CAM."""
+        return self.visual.gradcam_layer
+
+    def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        v_seq, z_v = self.visual(frames)
+        a_seq, z_a = self.audio(mel)
+        al = self.align(v_seq, a_seq)
+        emb = al["embedding"]
+        det_v, attr_v, f_v = self.teacher_v(z_v)
+        det_a, attr_a, f_a = self.teacher_a(z_a)
+        return {
+            "det_logit": self.det_head(emb).squeeze(-1),
+            "attr_logits": self.attr_head(emb),
+            "embedding": emb,
+            "z_v": z_v,
+            "z_a": z_a,
+            "f_v": f_v,
+            "f_a": f_a,
+            "det_logit_v": det_v,
+            "det_logit_a": det_a,
+            "attr_logits_v": attr_v,
+            "attr_logits_a": attr_a,
+            "sync_v": al["pooled_v"],
+            "sync_a": al["pooled_a"],
+        }

@@ -1,0 +1,128 @@
+"""Visual stream: a torchvision ResNet on every frame, then temporal self-attention.
+
+``frames [B,T,3,H,W]`` (ImageNet-normalised floats)
+  -> ResNet trunk per frame (fc removed; channels_last memory format)  ``[B*T, F]``
+     (F = 512 for resnet18, 2048 for resnet50)
+  -> linear projection to ``d_model`` + learned positional embedding      ``[B,T,d]``
+  -> ``n_temporal_layers`` of multi-head self-attention over time         ``[B,T,d]``
+  -> attention pooling                                                    ``[B,d]``
+
+:func:`load_resnet` is shared with the audio stream: it builds a torchvision ResNet with random
+weights, or with the ImageNet weights through torchvision's weights API (``ResNet50_Weights``
+etc.), failing with a clear message that names the file to place in the torch cache when the
+weights cannot be downloaded (offline lab rooms).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torchvision
+from torch import nn
+
+from ..config import Config
+from .heads import AttentionPool
+
+RANDOM_INIT = "random init"
+
+
+def weights_file(name: str) -> Path:
+    """Where torch looks for the cached ImageNet weights of torchvision model ``name``.
+
+    ``torch.hub.get_dir()/checkpoints/<file name of the weights URL>``; it follows
+    ``TORCH_HOME``.
+    """
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def load_resnet(name: str, pretrained: bool) -> tuple[nn.Module, str]:
+    """A torchvision ResNet (``"resnet18"``, ``"resnet50"``, ...) and a phrase naming its init.
+
+    ``pretrained=False``: random initialisation, silently. ``pretrained=True``: the ``DEFAULT``
+    ImageNet weights through ``weights.get_state_dict`` (reads the torch cache first, downloads
+    otherwise). Raises ``RuntimeError`` naming the cache file to provide when that fails, and
+    ``ValueError`` for a name that is not a torchvision ResNet.
+    """
+    if not name.startswith("resnet") or name not in torchvision.models.list_models():
+        raise ValueError(f"unknown backbone {name!r}; use a torchvision ResNet, "
+                         f"e.g. 'resnet18' or 'resnet50'")
+    builder = getattr(torchvision.models, name)
+    model = builder(weights=None)
+    if not pretrained:
+        return model, RANDOM_INIT
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    target = weights_file(name)
+    try:
+        state = weights.get_state_dict(progress=False)
+    except Exception as exc:  # offline (URLError), corrupt cache file, ...
+        where = ("exists but could not be read" if target.exists() else "is missing")
+        raise RuntimeError(
+            f"could not load the ImageNet weights of {name} ({weights}): {exc!r}. "
+            f"The cache file {target} {where}. On a machine without internet, download "
+            f"{weights.url} elsewhere and copy it to exactly that path, or set "
+            f"model.pretrained=False for a random init.") from exc
+    model.load_state_dict(state)
+    return model, f"ImageNet ({weights})"
+
+
+def resnet_trunk(model: nn.Module) -> tuple[nn.Module, int]:
+    """Remove the classifier of a torchvision ResNet: ``(model with fc = Identity, F)``."""
+    n_features = model.fc.in_features
+    model.fc = nn.Identity()
+    return model, n_features
+
+
+class VisualEncoder(nn.Module):
+    """Per-frame ResNet + temporal attention. ``frames [B,T,3,H,W] -> (seq [B,T,d], pooled [B,d])``.
+
+    ``T`` may be at most ``cfg.data.n_frames`` (the length of the positional embedding).
+    ``self.init`` says whether the trunk started from ImageNet weights or at random.
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        m = cfg.model
+        trunk, init = load_resnet(m.visual_backbone, m.pretrained)
+        self.trunk, n_features = resnet_trunk(trunk)
+        self.init = init
+        self.backbone = m.visual_backbone
+        self.channels_last = m.channels_last
+        if self.channels_last:
+            self.trunk = self.trunk.to(memory_format=torch.channels_last)
+        self.proj = nn.Linear(n_features, m.d_model)
+        self.pos = nn.Parameter(torch.zeros(1, cfg.data.n_frames, m.d_model))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(m.d_model, m.n_heads, dim_feedforward=2 * m.d_model,
+                                           dropout=m.dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.temporal = nn.TransformerEncoder(layer, m.n_temporal_layers,
+                                              enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(m.d_model)
+        self.pool = AttentionPool(m.d_model)
+
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        """The trunk's last residual block (``layer4``): the usual Grad-CAM target."""
+        return self.trunk.layer4
+
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[B,T,3,H,W] -> [B,T,F]``: the ResNet trunk applied to each frame."""
+        if frames.dim() != 5 or frames.shape[2] != 3:
+            raise ValueError(f"frames must be [B,T,3,H,W], got {tuple(frames.shape)}")
+        B, T = frames.shape[:2]
+        x = frames.reshape(B * T, *frames.shape[2:])
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.trunk(x).reshape(B, T, -1)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        T = frames.shape[1]
+        if T > self.pos.shape[1]:
+            raise ValueError(f"clip has {T} frames but the model was built for at most "
+                             f"{self.pos.shape[1]} (cfg.data.n_frames)")
+        x = self.proj(self.frame_features(frames)) + self.pos[:, :T]   # [B,T,d]
+        seq = self.norm(self.temporal(x))                                # [B,T,d]
+        return seq, self.pool(seq)
