@@ -25,9 +25,9 @@ pytestmark = pytest.mark.notebooks
 PARAMS = {
     "01": {"size": "tiny", "workers": 2},
     "02": {},
-    "03": {"epochs": 5, "lr_find": True},
+    "03": {"epochs": 5, "lr_find": True, "lr_find_iters": 20},
     "04": {"n_explain": 1},
-    "05": {},
+    "05": {"live_widgets": False},
     "06": {"epochs": 1, "workers": 2},
     "07": {"epochs": 0, "regression_threshold": 0.02},
 }
@@ -137,3 +137,85 @@ def test_predict_cli_scores_a_video(series):
     out = json.loads(r.stdout)[0]
     assert 0.0 <= out["p_fake"] <= 1.0 and out["generator"] in out["probs"]
     assert abs(sum(out["probs"].values()) - 1.0) < 1e-3
+
+
+def test_04_evaluate(series):
+    run = series.run("04")
+    m = _json(run / "metrics.json")
+    for k in ("balanced_accuracy", "auc", "attribution_accuracy", "per_method_recall", "n_test"):
+        assert k in m, k
+    cross = m["cross_dataset"]
+    for name in ("lavdf", "dftimit", "dfdm"):
+        block = cross[name]
+        assert "error" not in block, block
+        assert block["n"] > 0
+        for k in ("real_recall", "fake_recall", "auc"):
+            assert k in block and (block[k] is None or 0.0 <= block[k] <= 1.0), (name, k)
+    cm = pd.read_csv(run / "confusion.csv", index_col=0)
+    emb = pd.read_parquet(run / "embeddings.parquet")
+    assert cm.shape == (7, 7) and int(cm.values.sum()) == int((emb["method_idx"] >= 0).sum())
+    figs = {p.name for p in _figures(run, "04")}
+    assert {"04_roc.html", "04_confusion.html", "04_per_method_recall.html"} <= figs
+    assert any(f.startswith("04_explain_") for f in figs), "no Grad-CAM / saliency panels"
+
+
+def test_05_embedding_geometry(series):
+    from sklearn.metrics import silhouette_score
+    run = series.run("05")
+    g = _json(run / "geometry.json")
+    emb = pd.read_parquet(run / "embeddings.parquet")
+    assert g["n"] == len(emb)
+    X = np.stack(emb["emb_shared"].to_numpy())
+    # the notebook's number is the silhouette of *these* embeddings by generator
+    assert g["silhouette"] == pytest.approx(silhouette_score(X, emb["method"]), abs=1e-4)
+    assert g["davies_bouldin"] > 0
+    assert set(g["alignment"]) == set(emb["method"])
+    for cls, a in g["alignment"].items():
+        assert -1.0 <= a["centroid_cos"] <= 1.0, cls
+    assert g["nearest_pairs"]["cosine"], "no nearest-confusable pairs"
+    figs = {p.name for p in _figures(run, "05")}
+    assert any("umap" in f for f in figs)
+
+
+def test_06_ablations_and_cad(series):
+    run = series.run("06")
+    table = pd.read_csv(run / "ablations" / "ablation.csv")
+    rows = set(table["row"]) if "row" in table.columns else set(table.iloc[:, 0])
+    for row in ("full", "no_attribution", "no_cmffc", "no_contrastive", "no_centroid", "cad"):
+        assert row in rows, row
+    assert (table["status"] == "ok").all(), table["status"].tolist()
+    for col in ("balanced_accuracy", "auc", "attribution_accuracy"):
+        assert table[col].between(0, 1).all(), col
+    for col in ("silhouette", "cmffc_alignment"):
+        assert table[col].between(-1, 1).all(), col
+    src = dict(zip(table.iloc[:, 0] if "row" not in table.columns else table["row"],
+                   table["attribution_source"]))
+    assert src["no_attribution"] == "linear_probe" and src["full"] == "head"
+    audit = _json(run / "shortcut_audit.json")
+    # the trivial leading-silence detector: near-perfect on the shortcut corpus, chance on clean
+    assert audit["detector"]["shortcut"]["balanced_accuracy"] >= 0.9, audit["detector"]
+    assert abs(audit["detector"]["clean"]["balanced_accuracy"] - 0.5) <= 0.2, audit["detector"]
+    for k in ("shortcut", "shortcut_trimmed", "clean"):
+        assert audit["amdd"][k]["n"] > 0, k
+    _figures(run, "06")
+
+
+def test_07_retraining_report_renders_offline_in_chromium(series):
+    from amdd_kit import browser as B
+    from amdd_kit.report import external_resources, load_registry
+    run = series.run("07")
+    summary = _json(run / "report_summary.json")
+    assert summary["verdict"] in ("ok", "no-base", "regression")
+    reg = load_registry(run.parent)
+    assert run.name in set(reg["run_id"])
+    page = run / "report.html"
+    assert page.exists(), "report.html not exported"
+    assert external_resources(page.read_text()) == []
+    chromium = B.ensure_chromium()
+    if chromium is None:
+        pytest.skip("!! no Chromium and no apt-get: the browser check of report.html did not run")
+    net_log = run / "netlog.json"
+    dom = B.render_dom(page, screenshot=run / "report.png", chromium=chromium, net_log=net_log)
+    counts = B.plotly_svg_counts(dom)
+    assert counts and all(c > 0 for c in counts), counts
+    assert B.network_requests(net_log) == []

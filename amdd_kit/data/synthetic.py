@@ -87,6 +87,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 from scipy import signal
+from scipy.ndimage import uniform_filter1d
 
 log = logging.getLogger(__name__)
 
@@ -334,9 +335,7 @@ def _formant_filter(x: np.ndarray, plan: SpeechPlan, sr: int, scale: float) -> n
     for on, d, vw in zip(plan.onsets, plan.durs, plan.vowels):
         inside = (t >= on) & (t < on + d)
         weights[vw, inside], weights[-1, inside] = 1.0, 0.0
-    k = max(1, int(0.05 * sr))
-    kernel = np.ones(k, np.float32) / k
-    weights = np.stack([np.convolve(w, kernel, mode="same") for w in weights])
+    weights = uniform_filter1d(weights, max(1, int(0.05 * sr)), axis=1, mode="nearest")
     out = np.zeros(len(x))
     neutral = np.array([500.0, 1500.0, 2500.0, 3500.0])
     for targets, w in zip(list(_VOWELS) + [neutral], weights):
@@ -786,7 +785,12 @@ def write_video(path: Path, frames: np.ndarray, fps: Fraction, audio: np.ndarray
             vs.width, vs.height = frames.shape[2], frames.shape[1]
             vs.pix_fmt = "yuv420p"
             if codec == "libx264":
-                vs.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+                # one thread, no lookahead threads. NOTE: even so, libx264 here is not always
+                # bit-reproducible (rare pixels differ by 1-2 levels between runs); the rendered
+                # frames and the audio are exactly reproducible.
+                vs.options = {"crf": str(crf), "preset": "veryfast",
+                              "x264-params": "threads=1:lookahead-threads=1"}
+                vs.codec_context.thread_count = 1
             else:
                 vs.bit_rate = 1_500_000
                 vs.codec_context.thread_count = 1

@@ -1,0 +1,399 @@
+"""Forensic-trace measurements: look at what each generator leaves behind, without a model.
+
+Small functions over the arrays of the clip store (``frames`` uint8 ``[T, 3, H, W]`` face crops,
+``mel`` ``[n_mels, S]`` log-mel) and over audio decoded with PyAV. Used by notebook 02 (forensic
+traces) and by the shortcut audit (notebook 06).
+
+* :func:`mean_log_mel_by_method` -- average spectrum per generator (band limits, smearing);
+* :func:`high_band_energy` -- how much energy a clip has above a cut-off (voice cloning low-passes);
+* :func:`frame_spectrum`, :func:`checkerboard_score` -- 2-D image spectrum and the energy at the
+  2-pixel (Nyquist) frequency, where up-sampling layers leave a checkerboard;
+* :func:`mouth_envelope_correlation` -- does the mouth move with the speech? (lip-sync);
+* :func:`leading_silence_seconds`, :class:`LeadingSilenceDetector` -- the leading-silence
+  shortcut of FakeAVCeleb and a one-threshold "detector" that exploits it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+# ITU-R BT.601 luma weights (what the video codec stores as brightness)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+# -- audio spectra ---------------------------------------------------------------------------
+def mean_log_mel_by_method(mels: np.ndarray, methods: Sequence[str]) -> pd.DataFrame:
+    """Average log-mel spectrum per method.
+
+    Args:
+        mels: ``[N, n_mels, S]`` log-mel clips (any float dtype; a memmap is fine).
+        methods: ``[N]`` method name of each clip.
+
+    Returns:
+        DataFrame, one row per method (index ``method``, in order of first appearance), one
+        column per mel bin (``0 .. n_mels-1``): the log-mel averaged over clips and time.
+    """
+    mels = np.asarray(mels)
+    methods = np.asarray(methods)
+    if mels.ndim != 3 or len(mels) != len(methods):
+        raise ValueError(f"mels must be [N, n_mels, S] with N = len(methods); got {mels.shape} "
+                         f"and {len(methods)} methods")
+    per_clip = mels.astype(np.float32).mean(axis=2)                 # [N, n_mels]
+    order = list(dict.fromkeys(methods.tolist()))
+    rows = {m: per_clip[methods == m].mean(axis=0) for m in order}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "method"
+    return df
+
+
+def mel_bin_frequencies(n_mels: int, f_min: float = 0.0, f_max: float = 8000.0) -> np.ndarray:
+    """Centre frequency (Hz) of each mel bin (librosa's Slaney mel scale)."""
+    import librosa
+
+    return librosa.mel_frequencies(n_mels + 2, fmin=f_min, fmax=f_max)[1:-1]
+
+
+def high_band_energy(mels: np.ndarray, cutoff_hz: float = 5000.0, f_min: float = 0.0,
+                     f_max: float = 8000.0) -> np.ndarray:
+    """Per clip: mean log-mel above ``cutoff_hz`` minus the mean over all bins.
+
+    Args:
+        mels: ``[N, n_mels, S]`` (or one clip ``[n_mels, S]``) log-mel.
+        cutoff_hz, f_min, f_max: the band edge and the mel range the store was built with.
+
+    Returns:
+        ``[N]`` (or a float): in the log units of the mel (dB or nats). Strongly negative when the
+        audio was low-passed below the cut-off (voice cloning, telephone bands).
+    """
+    m = np.asarray(mels, dtype=np.float32)
+    single = m.ndim == 2
+    if single:
+        m = m[None]
+    freqs = mel_bin_frequencies(m.shape[1], f_min, f_max)
+    hi = freqs >= cutoff_hz
+    if not hi.any():
+        raise ValueError(f"no mel bin above {cutoff_hz} Hz (f_max = {f_max})")
+    spec = m.mean(axis=2)
+    out = spec[:, hi].mean(axis=1) - spec.mean(axis=1)
+    return float(out[0]) if single else out
+
+
+# -- image spectra ---------------------------------------------------------------------------
+def _grey(frames: np.ndarray) -> np.ndarray:
+    """``[T, 3, H, W]`` or ``[3, H, W]`` (or already grey ``[T, H, W]``) -> float32 ``[T, H, W]``."""
+    f = np.asarray(frames)
+    if f.ndim == 3 and f.shape[0] == 3:
+        f = f[None]
+    if f.ndim == 4:
+        if f.shape[1] != 3:
+            raise ValueError(f"frames must be [T, 3, H, W]; got {f.shape}")
+        return np.tensordot(f.astype(np.float32), _LUMA, axes=([1], [0]))
+    if f.ndim == 3:
+        return f.astype(np.float32)
+    raise ValueError(f"frames must be [T, 3, H, W]; got {f.shape}")
+
+
+def power_spectrum(frames: np.ndarray) -> np.ndarray:
+    """Mean 2-D power spectrum of the (grey, windowed, mean-removed) frames, NOT shifted.
+
+    Returns float64 ``[H, W]``; index ``[H//2, W//2]`` is the 2-pixel (Nyquist) frequency in both
+    directions, ``[0, 0]`` the DC.
+    """
+    g = _grey(frames)
+    g = g - g.mean(axis=(1, 2), keepdims=True)
+    h, w = g.shape[1:]
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    return (np.abs(np.fft.fft2(g * win)) ** 2).mean(axis=0)
+
+
+def frame_spectrum(frames: np.ndarray) -> np.ndarray:
+    """Log-magnitude spectrum for display: ``log10(1 + power)``, fftshift-ed (DC in the centre).
+
+    Args:
+        frames: uint8 ``[T, 3, H, W]`` (one clip) or ``[3, H, W]``.
+
+    Returns:
+        float32 ``[H, W]``: the 2-px frequencies are on the border (row 0 and column 0).
+    """
+    return np.fft.fftshift(np.log10(1.0 + power_spectrum(frames))).astype(np.float32)
+
+
+def checkerboard_score(frames: np.ndarray, peak_radius: int = 1, ring: tuple[int, int] = (3, 6)
+                       ) -> float:
+    """Energy at the 2-pixel (Nyquist) frequencies relative to their neighbourhood, in dB.
+
+    An up-sampling layer (transposed convolution, stride 2) leaves a pattern that alternates
+    every pixel: a spike at the Nyquist frequency ``(H/2, W/2)`` (diagonal checkerboard) or
+    ``(H/2, 0)`` / ``(0, W/2)`` (stripes). Natural images fall off smoothly there (score near
+    0 dB); a checkerboard gives a clearly positive score.
+
+    Args:
+        frames: uint8 ``[T, 3, H, W]``.
+        peak_radius: half-size of the block counted as the peak (the Hann window spreads it).
+        ring: Chebyshev distances (in frequency bins) of the neighbours it is compared with.
+
+    Returns:
+        ``10 * log10(mean peak power / median neighbour power)``, the largest of the three
+        Nyquist points.
+    """
+    p = power_spectrum(frames)
+    h, w = p.shape
+    dy, dx = np.meshgrid(np.arange(-ring[1], ring[1] + 1), np.arange(-ring[1], ring[1] + 1),
+                         indexing="ij")
+    cheb = np.maximum(np.abs(dy), np.abs(dx))
+    best = -np.inf
+    for cy, cx in ((h // 2, w // 2), (h // 2, 0), (0, w // 2)):
+        vals = p[(cy + dy) % h, (cx + dx) % w]
+        peak = vals[cheb <= peak_radius].mean()
+        near = np.median(vals[(cheb >= ring[0]) & (cheb <= ring[1])])
+        best = max(best, 10 * np.log10((peak + 1e-12) / (near + 1e-12)))
+    return float(best)
+
+
+def decode_video_frames(path: str | Path, max_frames: int = 16, crop: float = 1.0) -> np.ndarray:
+    """The first ``max_frames`` frames of a video at NATIVE resolution (no resizing).
+
+    Args:
+        path: a video file PyAV can read.
+        max_frames: how many frames to decode from the start.
+        crop: keep the central ``crop`` fraction of height and width (0.5 = the centre quarter).
+
+    Returns:
+        uint8 ``[T, 3, h, w]``. Resizing (as preprocessing does) low-passes the frames and hides
+        pixel-level traces such as the 2-px checkerboard; measure those here.
+    """
+    import av
+
+    out = []
+    try:
+        with av.open(str(path)) as box:
+            if not box.streams.video:
+                raise ValueError(f"{path}: no video stream")
+            for frame in box.decode(video=0):
+                out.append(frame.to_ndarray(format="rgb24"))
+                if len(out) >= max_frames:
+                    break
+    except av.error.FFmpegError as e:
+        raise ValueError(f"{path}: cannot decode video ({e})") from e
+    if not out:
+        raise ValueError(f"{path}: no frames")
+    f = np.stack(out)
+    h, w = f.shape[1:3]
+    ch, cw = max(1, int(round(h * crop))), max(1, int(round(w * crop)))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(f[:, y0:y0 + ch, x0:x0 + cw].transpose(0, 3, 1, 2))
+
+
+# -- lip sync --------------------------------------------------------------------------------
+def mouth_opening(frames: np.ndarray, box: tuple[float, float, float, float] = (0.5, 0.75, 0.35, 0.65)
+                  ) -> np.ndarray:
+    """Mouth-opening proxy per frame: darkness of the lower-centre of the face crop.
+
+    Args:
+        frames: uint8 ``[T, 3, H, W]`` face crops.
+        box: ``(top, bottom, left, right)`` of the mouth region as fractions of H and W; the
+            default fits the store's crops (Haar box enlarged by ``face_margin`` = 0.25).
+
+    Returns:
+        float32 ``[T]``: ``255 - mean luma`` of the region (an open mouth is dark inside).
+    """
+    g = _grey(frames)
+    h, w = g.shape[1:]
+    t, b, l, r = box
+    region = g[:, int(t * h):max(int(t * h) + 1, int(b * h)), int(l * w):max(int(l * w) + 1, int(r * w))]
+    return (255.0 - region.mean(axis=(1, 2))).astype(np.float32)
+
+
+def speech_envelope_from_mel(mel: np.ndarray, n_frames: int) -> np.ndarray:
+    """Speech energy per video frame: mean log-mel of each column, averaged per frame.
+
+    Args:
+        mel: ``[n_mels, S]`` log-mel of the clip.
+        n_frames: T, the number of video frames covering the same window.
+
+    Returns:
+        float32 ``[T]``.
+    """
+    m = np.asarray(mel, dtype=np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"mel must be [n_mels, S]; got {m.shape}")
+    energy = m.mean(axis=0)                                          # [S]
+    idx = np.arange(len(energy)) * n_frames // len(energy)          # column -> video frame
+    sums = np.bincount(idx, weights=energy, minlength=n_frames)
+    counts = np.maximum(np.bincount(idx, minlength=n_frames), 1)
+    return (sums / counts).astype(np.float32)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3:
+        return float("nan")
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 1e-9 else float("nan")
+
+
+def mouth_envelope_correlation(frames: np.ndarray, mel: np.ndarray, max_lag: int = 2
+                               ) -> tuple[float, int]:
+    """Best Pearson correlation between mouth opening and speech energy over small lags.
+
+    Args:
+        frames: uint8 ``[T, 3, H, W]`` face crops.
+        mel: ``[n_mels, S]`` log-mel over the same window.
+        max_lag: lags tried, in video frames of the clip, from ``-max_lag`` to ``max_lag``.
+
+    Returns:
+        ``(best_corr, best_lag)``; a positive lag means the mouth follows the audio (speech at
+        frame ``t`` opens the mouth at ``t + lag``). ``(nan, 0)`` when the signals are flat.
+    """
+    mouth = mouth_opening(frames)
+    env = speech_envelope_from_mel(mel, len(mouth))
+    best, best_lag = float("nan"), 0
+    for lag in range(-max_lag, max_lag + 1):
+        if lag >= 0:
+            c = _corr(mouth[lag:], env[:len(env) - lag])
+        else:
+            c = _corr(mouth[:lag], env[-lag:])
+        if not np.isnan(c) and (np.isnan(best) or c > best):
+            best, best_lag = c, lag
+    return best, best_lag
+
+
+# -- leading silence -------------------------------------------------------------------------
+def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of a video or audio file with PyAV.
+
+    Returns:
+        ``(wave, sample_rate)``: float32 mono ``[n]`` (channels averaged).
+
+    Raises:
+        ValueError: the file has no audio stream or cannot be decoded.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as box:
+            if not box.streams.audio:
+                raise ValueError(f"{path}: no audio stream")
+            stream = box.streams.audio[0]
+            chunks, sr = [], stream.codec_context.sample_rate
+            for frame in box.decode(stream):
+                a = frame.to_ndarray()
+                if a.dtype.kind in "iu":
+                    a = a.astype(np.float32) / np.iinfo(a.dtype).max
+                if frame.format.is_planar:
+                    a = a.reshape(len(frame.layout.channels), -1)
+                else:
+                    a = a.reshape(-1, len(frame.layout.channels)).T
+                chunks.append(a.mean(axis=0))
+                sr = frame.sample_rate
+    except av.error.FFmpegError as e:
+        raise ValueError(f"{path}: cannot decode audio ({e})") from e
+    if not chunks:
+        raise ValueError(f"{path}: the audio stream is empty")
+    return np.concatenate(chunks).astype(np.float32), int(sr)
+
+
+def leading_silence_seconds(source: str | Path | np.ndarray, threshold_db: float = -40.0,
+                            sample_rate: int | None = None, frame_s: float = 0.02) -> float:
+    """Seconds before the sound first rises within ``threshold_db`` of its loudest 20 ms frame.
+
+    Args:
+        source: a video/audio path (decoded with PyAV) or a waveform array ``[n]`` / ``[n, ch]``.
+        threshold_db: level relative to the peak frame RMS that counts as sound (negative).
+        sample_rate: required with an array.
+        frame_s: analysis frame length in seconds.
+
+    Returns:
+        Leading silence in seconds (0.0 when the sound starts at once; the whole duration when
+        the file is silent throughout).
+    """
+    if isinstance(source, (str, Path)):
+        wave, sr = decode_audio(source)
+    else:
+        if sample_rate is None:
+            raise ValueError("leading_silence_seconds needs sample_rate with a waveform array")
+        wave, sr = np.asarray(source, dtype=np.float32), int(sample_rate)
+        if wave.ndim == 2:
+            wave = wave.mean(axis=1)
+    hop = max(1, int(round(frame_s * sr)))
+    n = len(wave) // hop
+    if n == 0:
+        return 0.0
+    rms = np.sqrt((wave[:n * hop].reshape(n, hop).astype(np.float64) ** 2).mean(axis=1) + 1e-20)
+    db = 20 * np.log10(rms / rms.max())
+    if rms.max() < 1e-8:                       # digital silence throughout
+        return n * hop / sr
+    first = int(np.argmax(db > threshold_db))
+    return first * hop / sr
+
+
+@dataclass
+class LeadingSilenceDetector:
+    """The shortcut as a detector: call a video fake when its leading silence exceeds a threshold.
+
+    ``fit`` picks the threshold that maximises balanced accuracy on the training videos; if that
+    alone separates real from fake on the test set, the dataset carries a shortcut that a deep
+    model can learn instead of forensic evidence.
+    """
+
+    threshold: float = float("nan")
+    train_accuracy: float = float("nan")
+
+    def fit(self, silence_s: Sequence[float], labels: Sequence[int]) -> "LeadingSilenceDetector":
+        """Choose the threshold (seconds) from leading silences and labels (1 = fake)."""
+        s, y = np.asarray(silence_s, float), np.asarray(labels, int)
+        if len(s) != len(y) or len(s) == 0:
+            raise ValueError("fit needs equally many silences and labels (at least one)")
+        cands = np.unique(s)
+        cands = np.r_[cands[0] - 1e-3, (cands[:-1] + cands[1:]) / 2, cands[-1] + 1e-3]
+        scores = [_balanced_accuracy(y, (s > c).astype(int)) for c in cands]
+        self.threshold = float(cands[int(np.argmax(scores))])
+        self.train_accuracy = self.score(s, y)
+        return self
+
+    def predict(self, silence_s: Sequence[float]) -> np.ndarray:
+        """1 (fake) where the leading silence exceeds the threshold, else 0."""
+        if np.isnan(self.threshold):
+            raise RuntimeError("call fit() first")
+        return (np.asarray(silence_s, float) > self.threshold).astype(int)
+
+    def score(self, silence_s: Sequence[float], labels: Sequence[int]) -> float:
+        """Accuracy (fraction in 0..1) of :meth:`predict` against ``labels``."""
+        return float((self.predict(silence_s) == np.asarray(labels, int)).mean())
+
+    def balanced_score(self, silence_s: Sequence[float], labels: Sequence[int]) -> float:
+        """Balanced accuracy (mean of real and fake recall)."""
+        return _balanced_accuracy(np.asarray(labels, int), self.predict(silence_s))
+
+
+def _balanced_accuracy(y: np.ndarray, p: np.ndarray) -> float:
+    recalls = [float((p[y == c] == c).mean()) for c in (0, 1) if (y == c).any()]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def leading_silence_table(root: str | Path, manifest: pd.DataFrame, threshold_db: float = -40.0
+                          ) -> pd.DataFrame:
+    """Leading silence of every distinct video of a manifest (path relative to ``root``).
+
+    Returns the manifest's ``path, method, label`` (and ``identity`` when present) plus
+    ``leading_silence_s`` (NaN where the audio could not be read) and ``error``. A file that
+    fails is recorded, not fatal.
+    """
+    cols = [c for c in ("path", "audio_path", "identity", "method", "label") if c in manifest]
+    videos = manifest[cols].drop_duplicates("path").reset_index(drop=True)
+    out, errors = [], []
+    for _, r in videos.iterrows():
+        rel = r.get("audio_path") or r["path"]
+        try:
+            out.append(leading_silence_seconds(Path(root) / rel, threshold_db))
+            errors.append("")
+        except (ValueError, OSError) as e:
+            out.append(float("nan"))
+            errors.append(str(e))
+    videos["leading_silence_s"] = out
+    videos["error"] = errors
+    return videos

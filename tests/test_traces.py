@@ -1,0 +1,141 @@
+"""Unit tests of amdd_kit.traces on constructed arrays whose answer is known."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from amdd_kit import traces as T
+
+
+def _smooth_frames(rng: np.random.Generator, t: int = 4, size: int = 64) -> np.ndarray:
+    """Natural-ish frames: smooth random blobs, uint8 [T, 3, H, W]."""
+    import cv2
+
+    out = []
+    for _ in range(t):
+        small = rng.uniform(0, 255, (8, 8, 3)).astype(np.float32)
+        out.append(cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC))
+    return np.clip(np.stack(out), 0, 255).astype(np.uint8).transpose(0, 3, 1, 2)
+
+
+def test_mean_log_mel_by_method_averages_per_method():
+    mels = np.zeros((4, 3, 5), np.float16)
+    mels[0] = 1.0
+    mels[1] = 3.0            # method a: mean 2
+    mels[2, 0] = 6.0         # method b: bin 0 = (6 + 0) / 2, others 0
+    methods = ["a", "a", "b", "b"]
+    df = T.mean_log_mel_by_method(mels, methods)
+    assert list(df.index) == ["a", "b"] and df.index.name == "method"
+    assert df.shape == (2, 3)
+    np.testing.assert_allclose(df.loc["a"].to_numpy(), [2, 2, 2])
+    np.testing.assert_allclose(df.loc["b"].to_numpy(), [3, 0, 0])
+    with pytest.raises(ValueError):
+        T.mean_log_mel_by_method(mels, ["a"])
+
+
+def test_high_band_energy_sees_a_low_pass():
+    n_mels, s = 64, 10
+    freqs = T.mel_bin_frequencies(n_mels, 20, 8000)
+    full = np.zeros((n_mels, s), np.float32)
+    cut = full.copy()
+    cut[freqs >= 5000] = -10.0           # energy removed above 5 kHz
+    hb = T.high_band_energy(np.stack([full, cut]), 5000, 20, 8000)
+    assert hb[0] == pytest.approx(0.0, abs=1e-6)
+    frac = (freqs >= 5000).mean()
+    assert hb[1] == pytest.approx(-10 + 10 * frac, rel=1e-4)
+    assert isinstance(T.high_band_energy(full, 5000, 20, 8000), float)
+
+
+def test_frame_spectrum_shape_and_checkerboard_peak():
+    rng = np.random.default_rng(0)
+    natural = _smooth_frames(rng)
+    yy, xx = np.mgrid[0:64, 0:64]
+    checker = np.where((xx + yy) % 2 == 0, 4.0, -4.0)
+    stripes = np.where(xx % 2 == 0, 4.0, -4.0)
+    with_checker = np.clip(natural + checker[None, None], 0, 255).astype(np.uint8)
+    with_stripes = np.clip(natural + stripes[None, None], 0, 255).astype(np.uint8)
+    spec = T.frame_spectrum(with_checker)
+    assert spec.shape == (64, 64)
+    # after fftshift the diagonal Nyquist frequency sits in the corner [0, 0]
+    assert spec[0, 0] > np.median(spec) + 2
+    base, cb, st = (T.checkerboard_score(f) for f in (natural, with_checker, with_stripes))
+    assert base < 6.0
+    assert cb > base + 15 and st > base + 15
+
+
+def test_mouth_envelope_correlation_finds_the_lag():
+    rng = np.random.default_rng(1)
+    t_frames, lag = 24, 2
+    env = rng.uniform(0, 1, t_frames + lag)
+    speech = env[lag:]                   # speech at frame t ...
+    mouth = env[:t_frames]               # ... opens the mouth at frame t + lag
+    frames = np.full((t_frames, 3, 32, 32), 200, np.uint8)
+    for i, m in enumerate(mouth):        # darker lower-centre = more open
+        frames[i, :, 16:24, 11:21] = int(200 - 150 * m)
+    mel = np.repeat(speech, 4)[None, :].repeat(16, axis=0)        # [16, 4 * T]
+    corr, best = T.mouth_envelope_correlation(frames, mel, max_lag=3)
+    assert best == lag
+    assert corr > 0.99
+    shuffled = mel[:, rng.permutation(mel.shape[1])]
+    corr2, _ = T.mouth_envelope_correlation(frames, shuffled, max_lag=0)
+    assert corr2 < 0.6
+    flat = np.full_like(frames, 100)
+    assert np.isnan(T.mouth_envelope_correlation(flat, mel)[0])
+
+
+def test_speech_envelope_from_mel_resamples_to_frames():
+    mel = np.tile(np.arange(8, dtype=np.float32).repeat(4), (3, 1))  # [3, 32], frame k -> k
+    np.testing.assert_allclose(T.speech_envelope_from_mel(mel, 8), np.arange(8))
+
+
+def test_leading_silence_on_arrays():
+    sr = 16000
+    rng = np.random.default_rng(2)
+    tone = 0.5 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)
+    wave = np.r_[1e-4 * rng.normal(0, 1, int(0.3 * sr)), tone].astype(np.float32)
+    assert T.leading_silence_seconds(wave, sample_rate=sr) == pytest.approx(0.3, abs=0.021)
+    assert T.leading_silence_seconds(tone, sample_rate=sr) == 0.0
+    stereo = np.stack([wave, wave], axis=1)
+    assert T.leading_silence_seconds(stereo, sample_rate=sr) == pytest.approx(0.3, abs=0.021)
+    # a threshold below the noise floor (-74 dB here) counts the noise as sound
+    assert T.leading_silence_seconds(wave, threshold_db=-90, sample_rate=sr) == 0.0
+    with pytest.raises(ValueError):
+        T.leading_silence_seconds(wave)
+
+
+def test_leading_silence_on_a_media_file(tmp_path):
+    from amdd_kit.data.synthetic import write_video
+
+    sr = 22050
+    audio = np.zeros((int(1.0 * sr), 1), np.float32)
+    start = int(0.25 * sr)
+    audio[start:, 0] = 0.4 * np.sin(2 * np.pi * 300 * np.arange(len(audio) - start) / sr)
+    frames = np.full((25, 32, 32, 3), 128, np.uint8)
+    path = tmp_path / "clip.mp4"
+    write_video(path, frames, Fraction(25), audio, sr)
+    wave, got_sr = T.decode_audio(path)
+    assert got_sr == sr and abs(len(wave) - sr) < 3000
+    assert T.leading_silence_seconds(path) == pytest.approx(0.25, abs=0.045)
+    frames[:, 8:24, 8:24] = 40                         # a dark square in the centre
+    silent = tmp_path / "silent.mp4"
+    write_video(silent, frames, Fraction(25))
+    native = T.decode_video_frames(silent, max_frames=5, crop=0.5)
+    assert native.shape == (5, 3, 16, 16) and native.dtype == np.uint8
+    assert abs(float(native.mean()) - 40) < 6
+    with pytest.raises(ValueError, match="no audio"):
+        T.leading_silence_seconds(silent)
+
+
+def test_leading_silence_detector():
+    real = [0.0, 0.02, 0.05, 0.04]
+    fake = [0.25, 0.3, 0.38, 0.01]         # one fake without the silence
+    det = T.LeadingSilenceDetector().fit(real + fake, [0] * 4 + [1] * 4)
+    assert 0.05 < det.threshold < 0.25
+    assert det.train_accuracy == pytest.approx(7 / 8)
+    np.testing.assert_array_equal(det.predict([0.0, 0.5]), [0, 1])
+    assert det.score([0.0, 0.5], [0, 1]) == 1.0
+    assert det.balanced_score([0.0, 0.5, 0.01], [0, 1, 1]) == pytest.approx(0.75)
+    with pytest.raises(RuntimeError):
+        T.LeadingSilenceDetector().predict([0.1])
