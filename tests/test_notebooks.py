@@ -202,8 +202,13 @@ def test_06_ablations_and_cad(series):
 
 def test_07_retraining_report_renders_offline_in_chromium(series):
     from amdd_kit import browser as B
-    from amdd_kit.report import external_resources, load_registry
-    run = series.run("07")
+    from amdd_kit.report import external_resources, load_registry, run_series
+    run = series.run("05")
+    series.run("04")
+    # 07 runs the way a scheduler runs it: through the series runner, which exports report.html
+    result = run_series(run, config="tiny", data_dir=str(series.data_dir),
+                        params=PARAMS["07"], notebooks=["07"])
+    assert result.ok, result.error
     summary = _json(run / "report_summary.json")
     assert summary["verdict"] in ("ok", "no-base", "regression")
     reg = load_registry(run.parent)
