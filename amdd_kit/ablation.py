@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
+from .jsonio import jsonable as _jsonable
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,6 @@ def _one_row(row: str, store, cfg: Config, run_dir: Path, cross: Mapping[str, Pa
              progress: bool) -> dict[str, Any]:
     """Train (unless current), evaluate on the held-out stores, compute the row's metrics."""
     from .train import train
-    import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle; see report)
 
     store_path = getattr(store, "path", None)
     if run_is_current(run_dir, cfg, store_path):
@@ -348,16 +348,6 @@ def load_table(out_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(Path(out_dir) / "ablation.csv", index_col="row")
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # -- what the numbers say about the paper's claims ----------------------------------------------

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .config import METHODS
+from .jsonio import jsonable as _jsonable
 
 log = logging.getLogger(__name__)
 
@@ -170,17 +170,6 @@ def read_split(run_dir: str | Path, store, cfg=None) -> np.ndarray:
     return np.array([lookup[i] for i in ids])
 
 
-def _jsonable(obj: Any) -> Any:
-    """NaN -> None, numpy scalars -> Python (JSON has no NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # -- the whole evaluation -----------------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
+from .jsonio import jsonable as _jsonable
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,6 @@ def _embed_identities(model, store, cfg: Config, identities: set[str]) -> pd.Dat
 def _train_shortcut_model(store, cfg: Config, run_dir: Path, progress: bool) -> None:
     from .ablation import run_is_current
     from .train import train
-    import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle; see report)
 
     if run_is_current(run_dir, cfg, store.path):
         log.info("shortcut model in %s is current, not retrained", run_dir)
@@ -316,16 +316,6 @@ def audit_findings(audit: dict[str, Any], tol: float = 0.1) -> list[str]:
     return out
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # -- figures ------------------------------------------------------------------------------------

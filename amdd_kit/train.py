@@ -7,7 +7,6 @@ loss term per epoch), ``metrics.json`` and ``embeddings.parquet`` (the test spli
 """
 from __future__ import annotations
 
-import json
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -26,6 +25,7 @@ from fastai.torch_core import set_seed
 
 from .config import Config
 from .inference import embed_store
+from .jsonio import write_json
 from .loaders import make_dataloaders
 from .metrics import fastai_metrics, summarise
 
@@ -160,7 +160,7 @@ def finish_run(learn: Learner, store, cfg: Config, split, run_dir: str | Path,
         "n_train": int((split == "train").sum()), "n_valid": int((split == "valid").sum()),
         "pretrained": bool(cfg.model.pretrained), "device": str(learn.dls.device),
     })
-    (run_dir / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2) + "\n")
+    write_json(run_dir / "metrics.json", metrics)
     return metrics
 
 
@@ -177,13 +177,3 @@ def train(store, cfg: Config, run_dir: str | Path, device=None, progress: bool =
     finish_run(learn, store, cfg, split, run_dir, train_seconds=seconds)
     return learn
 
-
-def _finite(obj):
-    """JSON has no NaN: write undefined metrics (e.g. AUC with one class) as null."""
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj

@@ -33,8 +33,13 @@ def test_save_figure_writes_offline_html_and_creates_folders(tmp_path):
     fig = viz.recall_bars({"real": 0.9, "fsgan": 0.5})
     out = viz.save_figure(fig, tmp_path / "a" / "b" / "fig.html")
     text = out.read_text()
-    assert out.exists() and len(text) > 1_000_000          # plotly.js is embedded
-    assert "cdn.plot.ly" not in text.split("<body>")[-1][:5000]
+    # plotly.js written once beside the figures and loaded by a relative path: no network
+    lib = out.parent / "plotly.min.js"
+    assert lib.exists() and lib.stat().st_size > 1_000_000
+    assert 'src="plotly.min.js"' in text and "cdn.plot.ly" not in text
+    solo = viz.save_figure(fig, tmp_path / "solo.html", standalone=True)
+    assert len(solo.read_text()) > 1_000_000                # plotly.js embedded in the file
+    assert not (tmp_path / "plotly.min.js").exists()
     assert viz.setup_offline() == "plotly_mimetype+notebook"
     assert pio.renderers.default == "plotly_mimetype+notebook"
 
