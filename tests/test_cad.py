@@ -17,13 +17,7 @@ LABEL = torch.tensor([0, 0, 1, 1])
 METHOD = torch.tensor([0, 0, 3, -1])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine, 2 threads spin against each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def cad_cfg(**loss):
