@@ -61,6 +61,13 @@ class DataConfig:
     min_face_fraction: float = 0.2  # skip a video when fewer sampled frames than this have a face
     trim_silence: bool = False   # drop leading silence before windowing (shortcut removal)
     silence_db: float = -40.0    # level below the clip's peak that counts as silence
+    # How the store keeps the face crops (data/codec.py, data/shards.py): "raw" = one uint8
+    # memmap frames.npy (tiny: fastest to read, bit-exact); "png" = lossless, per-frame files in
+    # shards (~2.5x smaller than raw at 224 px); "jpeg" = lossy at jpeg_quality, jpeg_chroma
+    # "420" (colour at half resolution) or "444". See paper() for the choice at 224 px.
+    frame_codec: str = "raw"
+    jpeg_quality: int = 90
+    jpeg_chroma: str = "420"
 
     @property
     def window_seconds(self) -> float:
@@ -241,8 +248,18 @@ def paper() -> Config:
     """The paper's full model, for a CUDA GPU."""
     return Config(
         name="paper",
+        # frame_codec: JPEG q90 4:2:0, measured on the standard synthetic corpus at this
+        # config (benchmarks/bench_store.py; 3 videos per method, first clip): 9.0 kB per
+        # 224 px frame (raw 150.5 kB, PNG 48 kB) -> ~12 GB for FakeAVCeleb's 21,566 videos at 4
+        # clips each. The traces survive it: the 2-px checkerboard score (traces.
+        # checkerboard_score) of fsgan clips 25.1 dB raw -> 24.3 dB (real clips 2.6 -> 2.9 dB);
+        # the wav2lip low-res mouth (mouth/cheek Laplacian variance) 0.32 raw -> 0.31 (real
+        # 0.80 -> 0.78); the blend seam is a luma + colour step feathered over ~3 px, above
+        # the 2-px colour resolution of 4:2:0; mean absolute error 1.2-1.5 grey levels.
+        # q95 4:4:4 keeps a little more but is 2x larger (18 kB, ~25 GB); PNG ~66 GB.
         data=DataConfig(n_frames=16, frame_stride=1, image_size=224, n_mels=80,
-                        clips_per_video=4),
+                        clips_per_video=4, frame_codec="jpeg", jpeg_quality=90,
+                        jpeg_chroma="420"),
         model=ModelConfig(visual_backbone="resnet50", audio_backbone="resnet18",
                           pretrained=True, d_model=512, n_heads=8, n_temporal_layers=2,
                           d_embed=512, d_fingerprint=128, head_hidden=512, dropout=0.2),

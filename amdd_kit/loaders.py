@@ -1,4 +1,4 @@
-"""fastai DataLoaders over the memory-mapped clip store.
+"""fastai DataLoaders over the clip store (memory-mapped; encoded frames decoded in workers).
 
 Items leave the store as compact integers (frames uint8 ``[T,3,H,W]``, mel float16
 ``[n_mels,S]``) and are only turned into float, normalised and augmented *after* the batch is
@@ -34,6 +34,10 @@ class ClipDataset(torch.utils.data.Dataset):
     """Clips of a store, by clip index. Opens the memmaps lazily (cheap to send to workers).
 
     ``ds[i] -> (frames uint8 [T,3,H,W], mel float16 [n_mels,S], label int64, method_idx int64)``
+
+    A store with ``frame_codec`` png/jpeg is decoded here, in the DataLoader worker, on the CPU
+    (OpenCV, about 0.2 ms per 224 px JPEG frame); use ``num_workers`` > 0 to keep a GPU fed
+    (``benchmarks/bench_store.py`` prints clips/s per worker).
     """
 
     n_inp = 2  # tells fastai: two model inputs, then the targets
@@ -48,7 +52,12 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def _open(self):
         if self._frames is None:
-            self._frames = np.load(self.path / "frames.npy", mmap_mode="r")
+            if (self.path / "frames_index.npy").exists():  # an encoded store (png/jpeg shards)
+                from .data.store import open_frames
+                from .data.workdir import read_data_config
+                self._frames = open_frames(self.path, read_data_config(self.path))
+            else:
+                self._frames = np.load(self.path / "frames.npy", mmap_mode="r")
             self._mels = np.load(self.path / "mels.npy", mmap_mode="r")
 
     def __getstate__(self):  # do not pickle open memmaps into worker processes
@@ -62,7 +71,8 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         self._open()
         j = int(self.indices[i])
-        return (torch.from_numpy(np.array(self._frames[j])),
+        f = self._frames[j]  # a memmap view (raw) or a freshly decoded array (png/jpeg)
+        return (torch.from_numpy(np.array(f) if isinstance(f, np.memmap) else f),
                 torch.from_numpy(np.array(self._mels[j])),
                 torch.tensor(self.labels[j]), torch.tensor(self.methods[j]))
 

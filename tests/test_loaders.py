@@ -71,3 +71,58 @@ def test_standardise_mel_is_finite_on_digital_silence():
     silent = torch.full((2, 64, 64), -13.8)
     out = standardise_mel(silent)
     assert torch.isfinite(out).all() and out.abs().max() < 0.01
+
+
+def _encoded_store(tmp_path, codec="png", n=12, T=8, H=64, F=64, S=64, seed=1):
+    """A store with frames in PNG/JPEG shards (one record per 3 clips) and its raw frames."""
+    import dataclasses
+    import json
+
+    from amdd_kit.config import DataConfig
+    from amdd_kit.data import shards
+    from amdd_kit.data.codec import encode_frames
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n, T, 3, H, H), dtype=np.uint8)
+    mels = rng.normal(-5, 2, (n, F, S)).astype(np.float16)
+    cfg = DataConfig(n_frames=T, image_size=H, n_mels=F, frame_codec=codec)
+    (tmp_path / "data_config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+    w = shards.ShardWriter(tmp_path, shard_bytes=40_000)
+    index = np.zeros((n, T, 3), np.int64)
+    for v in range(0, n, 3):
+        rec = w.append(f"v{v}", encode_frames(frames[v:v + 3], codec), mels[v:v + 3],
+                       np.zeros(3), {})
+        index[v:v + 3, :, 0] = rec.shard
+        index[v:v + 3, :, 1] = rec.frame_offsets().reshape(3, T)
+        index[v:v + 3, :, 2] = np.asarray(rec.header["sizes"]).reshape(3, T)
+    np.save(tmp_path / "frames_index.npy", index)
+    np.save(tmp_path / "mels.npy", mels)
+    m = pd.DataFrame({"clip_id": np.arange(n), "clip_label": np.arange(n) % 2,
+                      "method_idx": np.arange(n) % 7})
+    return SimpleNamespace(path=tmp_path, manifest=m), frames, mels
+
+
+def test_encoded_store_items_are_decoded_in_the_dataset(tmp_path):
+    store, frames, mels = _encoded_store(tmp_path)
+    from amdd_kit.data import shards
+    assert len(shards.shard_paths(tmp_path)) > 1
+    ds = ClipDataset(store, [7, 2, 11])
+    f, mel, label, method = ds[0]
+    assert f.dtype == torch.uint8 and f.shape == (8, 3, 64, 64)
+    assert torch.equal(f, torch.from_numpy(frames[7]))  # PNG: lossless
+    assert torch.equal(mel, torch.from_numpy(mels[7])) and int(label) == 1 and int(method) == 0
+    # workers get a pickled dataset without open shard maps, and decode the same clips
+    dl = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2)
+    fb, *_ = next(iter(dl))
+    assert torch.equal(fb, torch.from_numpy(frames[[7, 2, 11]]))
+
+
+def test_encoded_store_dataloaders(tmp_path):
+    store, frames, mels = _encoded_store(tmp_path, codec="jpeg")
+    cfg = get_config("tiny", {"train.batch_size": 4})
+    dls = make_dataloaders(store, cfg, np.array(["train"] * 8 + ["valid"] * 4), device="cpu")
+    f, mel, *_ = dls.valid.one_batch()
+    assert f.shape == (4, 8, 3, 64, 64) and f.dtype == torch.float32
+    idx = dls.valid.dataset.indices[:4]
+    from amdd_kit.data.codec import roundtrip
+    ref_f, ref_m = to_model_inputs(roundtrip(frames[idx], "jpeg"), mels[idx], cfg)
+    assert torch.allclose(f, ref_f, atol=1e-5) and torch.allclose(mel, ref_m, atol=1e-4)

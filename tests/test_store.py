@@ -172,3 +172,191 @@ def test_clip_browser_headless(built):
     assert b.figure.layout.title.text.startswith(f"clip {b.clip.value}: mygan")
     with pytest.raises(IndexError):
         clip_figure(st, 99)
+
+
+# -- encoded stores (frame_codec png / jpeg): shards + index ----------------------------------
+PNG = DataConfig(frame_codec="png")
+JPEG = DataConfig(frame_codec="jpeg", jpeg_quality=90)
+
+
+@pytest.fixture(scope="module")
+def built_png(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("store_png") / "s"
+    preprocess_dataset("csv", dataset, out, PNG, workers=1, progress=False)
+    return out
+
+
+def _same_store(a: ClipStore, b: ClipStore) -> None:
+    np.testing.assert_array_equal(np.asarray(a.frames), np.asarray(b.frames))
+    np.testing.assert_array_equal(np.asarray(a.mels), np.asarray(b.mels))
+    pd.testing.assert_frame_equal(a.manifest, b.manifest)
+    pd.testing.assert_frame_equal(a.skipped, b.skipped)
+
+
+def test_png_store_is_lossless_and_compact(built, built_png):
+    from amdd_kit.data import shards
+    from amdd_kit.data.store import EncodedFrames
+    raw, png = ClipStore(built[0]), ClipStore(built_png)
+    assert isinstance(png.frames, EncodedFrames) and png.frames.shape == raw.frames.shape
+    assert png.data_config == PNG and not (built_png / "frames.npy").exists()
+    _same_store(raw, png)  # PNG is lossless: bit-identical to the raw store
+    assert png.frames[2].shape == (CFG.n_frames, 3, CFG.image_size, CFG.image_size)
+    np.testing.assert_array_equal(png.frames[1:3], raw.frames[1:3])
+    np.testing.assert_array_equal(png.frames[np.array([4, 0])], raw.frames[np.array([4, 0])])
+    with pytest.raises(IndexError):
+        png.frames[6]
+    # one copy on disk: no work items left once the videos are in the shards
+    assert not list((built_png / "_work").glob("*.npz"))
+    size = sum(p.stat().st_size for p in shards.shard_paths(built_png))
+    assert 0 < size < raw.frames.nbytes
+    assert png.clip(3)["frames"].shape == raw.clip(3)["frames"].shape
+
+
+def test_jpeg_store_is_close_to_raw_and_smaller_than_png(built, built_png, dataset, tmp_path):
+    from amdd_kit.data import shards
+    out = tmp_path / "j"
+    s = preprocess_dataset("csv", dataset, out, JPEG, workers=1, progress=False)
+    assert s.clips == 6
+    raw, jp = ClipStore(built[0]), ClipStore(out)
+    err = np.abs(np.asarray(jp.frames).astype(int) - np.asarray(raw.frames).astype(int))
+    assert 0 < err.mean() < 3
+    np.testing.assert_array_equal(np.asarray(jp.mels), np.asarray(raw.mels))
+    pd.testing.assert_frame_equal(jp.manifest, raw.manifest)
+    size = lambda d: sum(p.stat().st_size for p in shards.shard_paths(d))  # noqa: E731
+    assert size(out) < size(built_png)
+
+
+def test_encoded_store_rolls_over_shards_and_two_workers_agree(built_png, dataset, tmp_path,
+                                                               monkeypatch):
+    from amdd_kit.data import shards
+    monkeypatch.setattr(shards, "SHARD_BYTES", 1)  # a new shard for every video
+    out = tmp_path / "s2"
+    preprocess_dataset("csv", dataset, out, PNG, workers=2, progress=False)
+    assert len(shards.shard_paths(out)) == 3
+    _same_store(ClipStore(built_png), ClipStore(out))
+    # pack is repeatable and writes the same index
+    idx = np.load(out / "frames_index.npy")
+    pack(out)
+    np.testing.assert_array_equal(np.load(out / "frames_index.npy"), idx)
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_encoded_store_survives_torn_writes(built_png, dataset, tmp_path):
+    """Every state a kill -9 can leave: a record cut at any byte, a complete record whose work
+    item was not deleted yet, a corrupt last record: the next run ends with the same store."""
+    from amdd_kit.data import shards
+    ref = ClipStore(built_png)
+    base = tmp_path / "base"
+    shutil.copytree(built_png, base)
+    shard = shards.shard_paths(base)[0]
+    recs = sorted(shards.scan(base).values(), key=lambda r: r.begin)
+    last = recs[-1]
+    end = shard.stat().st_size
+    cuts = [last.begin + 3, last.begin + 20, last.offset - 1, last.offset + 10, end - 1, end]
+    for k, cut in enumerate(cuts):
+        out = tmp_path / f"cut{k}"
+        shutil.copytree(base, out)
+        for name in PACKED[1:] + ("frames_index.npy",):
+            (out / name).unlink()
+        with open(out / shard.name, "r+b") as f:
+            f.truncate(cut)
+        s = preprocess_dataset("csv", dataset, out, PNG, workers=1, progress=False)
+        assert s.processed == (0 if cut == end else 1), cut
+        _same_store(ref, ClipStore(out))
+        assert shard.stat().st_size == end
+    # a flipped byte in the last record: its CRC fails, the video is redone
+    out = tmp_path / "crc"
+    shutil.copytree(base, out)
+    with open(out / shard.name, "r+b") as f:
+        f.seek(end - 5)
+        b = f.read(1)
+        f.seek(end - 5)
+        f.write(bytes([b[0] ^ 0xFF]))
+    s = preprocess_dataset("csv", dataset, out, PNG, workers=1, progress=False)
+    assert s.processed == 1
+    _same_store(ref, ClipStore(out))
+    # the record made it but the work item was not deleted yet: no duplicate record
+    out = tmp_path / "dup"
+    shutil.copytree(base, out)
+    vid = last.header["vid"]
+    from amdd_kit.data.workdir import save_work_item
+    item = ClipStore(base)
+    rows = item.manifest.index[item.manifest["video_id"] == vid]
+    frames = np.asarray(item.frames[rows.to_numpy()])
+    from amdd_kit.data.codec import encode_frames
+    save_work_item(out / "_work", vid, None, np.asarray(item.mels[rows.to_numpy()]),
+                   np.asarray(last.header["starts"]), last.header["info"],
+                   frames_enc=encode_frames(frames, "png"))
+    s = pack(out)
+    assert s.clips == 6 and not list((out / "_work").glob("*.npz"))
+    assert shard.stat().st_size == end == (out / shard.name).stat().st_size
+    _same_store(ref, ClipStore(out))
+
+
+def test_kill9_during_preprocessing_resumes_to_the_same_store(built_png, dataset, tmp_path):
+    """A real ``kill -9`` of a preprocessing process, at several moments, then a clean run."""
+    import signal
+    import subprocess
+    import time
+    out = tmp_path / "k"
+    code = ("import sys; from amdd_kit.config import DataConfig; "
+            "from amdd_kit.data.preprocess import preprocess_dataset; "
+            f"preprocess_dataset('csv', {str(dataset)!r}, {str(out)!r}, "
+            "DataConfig(frame_codec='png'), workers=1, progress=False)")
+    videos = out / "_work" / "videos.parquet"
+    killed = 0
+    for delay in (0.0, 0.05, 0.1, 0.15, 0.2):  # after the imports; one video takes ~0.1 s
+        t0 = time.time()
+        p = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[1])
+        while p.poll() is None and not (videos.exists() and videos.stat().st_mtime > t0):
+            time.sleep(0.002)  # wait until this run has read the dataset
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        killed += p.wait() == -signal.SIGKILL
+    assert killed >= 3
+    s = preprocess_dataset("csv", dataset, out, PNG, workers=1, progress=False)
+    assert s.clips == 6
+    _same_store(ClipStore(built_png), ClipStore(out))
+    assert not list((out / "_work").glob("*.npz"))
+
+
+def test_old_store_config_without_codec_fields_is_accepted(built, tmp_path):
+    copy = tmp_path / "old"
+    shutil.copytree(built[0], copy)
+    d = json.loads((copy / "data_config.json").read_text())
+    for k in ("frame_codec", "jpeg_quality", "jpeg_chroma"):
+        d.pop(k)
+    (copy / "data_config.json").write_text(json.dumps(d))
+    st = ClipStore(copy)
+    assert st.data_config == CFG
+    pack(copy, CFG)  # the config guard reads the missing fields as the old behaviour (raw)
+
+
+def test_codec_roundtrip_and_errors():
+    from amdd_kit.data.codec import (check_codec, decode_frames, decode_frames_torch,
+                                     encode_frames, encoded_bytes_per_frame, roundtrip)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    smooth = (120 + 60 * np.sin(xx / 9.0) * np.cos(yy / 7.0))[None, None]
+    checker = np.where((xx + yy) % 2 == 0, 6, -6)[None, None]
+    frames = np.clip(np.concatenate([smooth, smooth * 0.8, smooth * 0.6], 1) + checker
+                     + rng.normal(0, 1, (4, 3, 64, 64)), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(roundtrip(frames, "png"), frames)
+    np.testing.assert_array_equal(roundtrip(frames, "raw"), frames)
+    errs = [np.abs(roundtrip(frames, "jpeg", q).astype(int) - frames).mean() for q in (50, 90, 98)]
+    assert errs[0] > errs[1] > errs[2] > 0
+    sizes = [encoded_bytes_per_frame(frames, "jpeg", q, c) for q, c in
+             ((90, "420"), (90, "444"), (98, "444"))]
+    assert sizes[0] < sizes[1] < sizes[2] < encoded_bytes_per_frame(frames, "raw")
+    # the 2-px checkerboard survives JPEG q90: the pixel-alternating component keeps its sign
+    alt = lambda f: (f.astype(float) * np.where((xx + yy) % 2 == 0, 1, -1)).mean()  # noqa: E731
+    assert alt(roundtrip(frames, "jpeg", 90)) > 0.7 * alt(frames)
+    enc = encode_frames(frames, "jpeg", 90)
+    assert len(enc) == 4 and decode_frames(enc).shape == frames.shape
+    tv = decode_frames_torch(enc).numpy()
+    assert np.abs(tv.astype(int) - decode_frames(enc).astype(int)).max() <= 2
+    np.testing.assert_array_equal(decode_frames_torch(encode_frames(frames, "png")).numpy(),
+                                  frames)
+    for bad in (("webp", 90, "420"), ("jpeg", 0, "420"), ("jpeg", 90, "422")):
+        with pytest.raises(ValueError):
+            check_codec(*bad)

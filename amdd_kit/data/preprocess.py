@@ -61,7 +61,10 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
+from .codec import check_codec, encode_frames
 from .faces import crop_faces, detect_faces
+from .workdir import (check_data_config, is_done, load_work_item, save_skip,  # noqa: F401
+                      save_work_item)
 
 log = logging.getLogger(__name__)
 
@@ -421,67 +424,35 @@ def video_id(dataset: str, path: str) -> str:
     return hashlib.sha1(f"{dataset}/{path}".encode()).hexdigest()[:16]
 
 
-def _atomic_write_bytes(dest: Path, data: bytes) -> None:
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
-
-
 def process_one(vid: str, video: str, audio: str | None, cfg_dict: dict, work: str) -> tuple:
     """Worker: preprocess one video into ``work/<vid>.npz`` or ``work/<vid>.skip.json``.
 
-    Never raises: any exception becomes a skip record (reason ``error`` with the message).
-    Returns ``(vid, n_clips, reason, detail)``.
+    With ``frame_codec`` png/jpeg the frames are encoded here, in the worker (see
+    :mod:`amdd_kit.data.workdir` for the file format). Never raises: any exception becomes a
+    skip record (reason ``error`` with the message). Returns ``(vid, n_clips, reason, detail)``.
     """
     cfg = DataConfig(**cfg_dict)
     work_dir = Path(work)
     try:
         clips = clips_from_video(video, cfg, audio)
-        tmp = work_dir / f".{vid}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, frames=clips.frames, mels=clips.mels, starts=clips.starts,
-                 info=np.array(json.dumps(clips.info)))
-        os.replace(tmp, work_dir / f"{vid}.npz")
+        if cfg.frame_codec == "raw":
+            save_work_item(work_dir, vid, clips.frames, clips.mels, clips.starts, clips.info)
+        else:
+            enc = encode_frames(clips.frames, cfg.frame_codec, cfg.jpeg_quality, cfg.jpeg_chroma)
+            save_work_item(work_dir, vid, None, clips.mels, clips.starts, clips.info,
+                           frames_enc=enc)
         return vid, len(clips), "", ""
     except SkipVideo as e:
         reason, detail = e.reason, e.detail
     except Exception as e:  # noqa: BLE001 -- one bad file must never stop the dataset
         reason, detail = "error", f"{type(e).__name__}: {e}"
-    _atomic_write_bytes(work_dir / f"{vid}.skip.json",
-                        json.dumps({"reason": reason, "detail": detail}).encode())
+    save_skip(work_dir, vid, reason, detail)
     return vid, 0, reason, detail
 
 
 def _worker_init() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-
-
-def _is_done(work: Path, vid: str) -> bool:
-    if (work / f"{vid}.npz").exists():
-        return True
-    skip = work / f"{vid}.skip.json"
-    if skip.exists():
-        try:  # unexpected errors are retried on the next run; real skips are final
-            return json.loads(skip.read_text()).get("reason") != "error"
-        except (json.JSONDecodeError, OSError):
-            return False
-    return False
-
-
-def check_data_config(out: Path, cfg: DataConfig) -> None:
-    """Write ``out/data_config.json``, or refuse when the store was built with another config."""
-    path = out / "data_config.json"
-    want = dataclasses.asdict(cfg)
-    if path.exists():
-        have = json.loads(path.read_text())
-        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-        if diff:
-            raise ValueError(f"{out} was built with a different DataConfig "
-                             f"({', '.join(f'{k}: {have.get(k)!r} -> {want.get(k)!r}' for k in diff)}); "
-                             "use another --out folder or delete this one")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(path, (json.dumps(want, indent=2, sort_keys=True) + "\n").encode())
 
 
 def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: DataConfig,
@@ -500,7 +471,9 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
 
     Each video's result lands in ``out/_work/<video_id>.npz`` (or ``.skip.json``) through a
     temporary file + ``os.replace``, so an interrupted run resumes where it stopped: finished
-    videos are not redone (skips with reason ``error`` are retried). Then
+    videos are not redone (skips with reason ``error`` are retried). With ``frame_codec``
+    png/jpeg, each finished video is moved at once into the store's shard files
+    (:func:`amdd_kit.data.store.absorb`), so the disk holds one copy of the frames. Then
     :func:`amdd_kit.data.store.pack` writes the store.
 
     Returns:
@@ -508,11 +481,13 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
     """
     from tqdm.auto import tqdm
 
+    from . import shards
     from .adapters import read_dataset
-    from .store import pack
+    from .store import absorb, pack
 
     t_start = time.perf_counter()
     out = Path(out)
+    check_codec(cfg.frame_codec, cfg.jpeg_quality, cfg.jpeg_chroma)
     res = read_dataset(dataset, root)
     check_data_config(out, cfg)
     work = out / "_work"
@@ -528,25 +503,33 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
     (work / "source.json").write_text(json.dumps({"dataset": dataset, "root": str(res.root)}))
 
     cfg_dict = dataclasses.asdict(cfg)
+    writer = shards.ShardWriter(out) if cfg.frame_codec != "raw" else None
+    packed = writer.records if writer is not None else None
     todo = [(r.video_id, str(res.root / r.path),
              str(res.root / r.audio_path) if r.audio_path else None)
-            for r in man.itertuples() if not _is_done(work, r.video_id)]
+            for r in man.itertuples() if not is_done(work, r.video_id, packed)]
     log.info("%s: %d videos, %d to process, %d already done", dataset, len(man), len(todo),
              len(man) - len(todo))
     bar = tqdm(total=len(todo), desc=f"preprocess {dataset}", disable=not progress,
                unit="video")
+
+    def done(result: tuple) -> None:
+        _report(result, bar)
+        if writer is not None and result[1]:
+            absorb(work, writer, result[0])
+
     try:
         if workers <= 1 or len(todo) <= 1:
             threads = torch.get_num_threads(), cv2.getNumThreads()
             _worker_init()  # tiny per-video tensors: threads only add overhead
             try:
                 for vid, video, audio in todo:
-                    _report(process_one(vid, video, audio, cfg_dict, str(work)), bar)
+                    done(process_one(vid, video, audio, cfg_dict, str(work)))
             finally:
                 torch.set_num_threads(threads[0])
                 cv2.setNumThreads(threads[1])
         else:
-            _run_pool(todo, cfg_dict, work, workers, bar)
+            _run_pool(todo, cfg_dict, work, workers, done)
     finally:
         bar.close()
     summary = pack(out, cfg)
@@ -570,48 +553,34 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
 
 
-def _run_pool(todo: list[tuple], cfg_dict: dict, work: Path, workers: int, bar) -> None:
-    """Run ``process_one`` over ``todo`` in a process pool; survive crashing workers.
+def _run_pool(todo: list[tuple], cfg_dict: dict, work: Path, workers: int, done) -> None:
+    """Run ``process_one`` over ``todo`` in a process pool; ``done(result)`` for each video, in
+    this process. Survives crashing workers.
 
     A worker that dies (e.g. a decoder segfault) breaks the pool; the unfinished videos are then
     retried one per fresh single-process pool, and a video that crashes again gets an ``error``
     skip record.
     """
-    pending = list(todo)
+    pending = {t[0]: t for t in todo}
     with _pool(workers) as ex:
-        futs = {ex.submit(process_one, v, a, b, cfg_dict, str(work)): (v, a, b) for v, a, b in todo}
+        futs = [ex.submit(process_one, v, a, b, cfg_dict, str(work)) for v, a, b in todo]
         try:
             for f in cf.as_completed(futs):
-                _report(f.result(), bar)
-                pending.remove(futs[f])
+                result = f.result()
+                pending.pop(result[0], None)
+                done(result)
         except cf.process.BrokenProcessPool:
             log.warning("a worker process died; retrying %d videos one by one", len(pending))
-    for vid, video, audio in pending:  # empty unless the pool broke
-        if _is_done(work, vid):
-            bar.update(1)
+    for vid, video, audio in pending.values():  # empty unless the pool broke
+        if is_done(work, vid):
+            done((vid, 1 if (work / f"{vid}.npz").exists() else 0, "", ""))
             continue
         with _pool(1) as ex:
             try:
-                _report(ex.submit(process_one, vid, video, audio, cfg_dict, str(work)).result(),
-                        bar)
+                done(ex.submit(process_one, vid, video, audio, cfg_dict, str(work)).result())
             except cf.process.BrokenProcessPool:
-                _atomic_write_bytes(work / f"{vid}.skip.json", json.dumps(
-                    {"reason": "error", "detail": "the worker process crashed on this file"}
-                ).encode())
-                bar.update(1)
-
-
-def load_work_item(work: Path, vid: str) -> dict[str, Any] | None:
-    """Read one finished work item: ``{"frames", "mels", "starts", "info"}`` or a skip dict."""
-    npz = work / f"{vid}.npz"
-    if npz.exists():
-        with np.load(npz) as z:
-            return {"frames": z["frames"], "mels": z["mels"], "starts": z["starts"],
-                    "info": json.loads(str(z["info"]))}
-    skip = work / f"{vid}.skip.json"
-    if skip.exists():
-        return json.loads(skip.read_text())
-    return None
+                save_skip(work, vid, "error", "the worker process crashed on this file")
+                done((vid, 0, "error", "the worker process crashed on this file"))
 
 
 def frames_to_display(frames: np.ndarray) -> np.ndarray:

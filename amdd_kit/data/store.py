@@ -4,14 +4,22 @@ Layout of ``STORE/`` (see docs/contracts.md)::
 
     manifest.parquet   one row per clip: the adapter's manifest columns + clip_id, video_id,
                        clip_index (0.. within its video), start_s, clip_label, method_idx
-    frames.npy         uint8   [N, T, 3, H, W]   face crops      (contiguous, memory-mapped)
+    frames.npy         uint8   [N, T, 3, H, W]   face crops      (frame_codec "raw": memmap)
+    frames-00000.bin   ...                       face crops      (frame_codec "png"/"jpeg":
+    frames_index.npy   int64   [N, T, 3]         shard files of encoded frames + per-frame
+                                                 (shard, byte offset, size); data/shards.py)
     mels.npy           float16 [N, n_mels, S]    log-mel         (contiguous, memory-mapped)
     skipped.csv        path, reason, detail: every input that produced no clip
     data_config.json   the DataConfig the store was built with
-    _work/             per-video results of preprocessing (resumable); pack() reads them
+    _work/             per-video results of preprocessing (resumable; data/workdir.py)
 
-:func:`pack` is a separate, repeatable step: it rebuilds the four files from ``_work/``, writing
-each to a temporary name and renaming it into place.
+:func:`pack` is a separate, repeatable step: it rebuilds the files above from ``_work/`` (and,
+with an encoded codec, from the shard records), writing each to a temporary name and renaming
+it into place. With ``png``/``jpeg`` the frames are written once: a finished video's work item
+is appended to the current shard as one record and then deleted (:func:`absorb`), during
+preprocessing already, so the disk holds about one copy of the store at any time; ``pack``
+only writes the small index and ``mels.npy``. ``ClipStore.frames`` is then an
+:class:`EncodedFrames`: indexed like the memmap, it decodes on access.
 
 Clip labels of partial fakes (LAV-DF): a window is labelled fake (``clip_label = 1``) iff it
 overlaps one of the video's ``fake_segments`` by at least one video frame (``1 / fps`` s);
@@ -31,6 +39,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import METHODS, DataConfig
+from . import shards
+from .codec import decode_frames
+from .workdir import check_data_config, load_work_item, n_clips, read_data_config
 
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "video_id", "clip_index", "start_s", "clip_label",
                                  "method_idx")
@@ -87,14 +98,41 @@ def _method_idx(method: str) -> int:
     return METHODS.index(method) if method in METHODS else -1
 
 
+def absorb(work: Path, writer: shards.ShardWriter, vid: str) -> bool:
+    """Move one finished, encoded work item ``work/<vid>.npz`` into the shards (one record),
+    then delete it. Returns False when there is no such item (not done yet, or a skip).
+
+    Safe at every point against ``kill -9``: the record is complete on disk (fsync) before the
+    work item goes; a torn record is cut off by the next :class:`~.shards.ShardWriter`, and a
+    video found in both places is taken from the shard."""
+    npz = Path(work) / f"{vid}.npz"
+    if vid in writer:
+        npz.unlink(missing_ok=True)
+        return True
+    item = load_work_item(work, vid)
+    if item is None or "reason" in item:
+        return False
+    if "frames_enc" not in item:
+        raise ValueError(f"{npz} holds raw frames, but the store uses an encoded frame codec")
+    writer.append(vid, item["frames_enc"], item["mels"], item["starts"], item["info"])
+    npz.unlink()
+    return True
+
+
+def _clip_rows(r, starts: np.ndarray, first: int, cfg: DataConfig) -> list[dict]:
+    base = r._asdict()
+    return [{**base, "clip_id": first + j, "clip_index": j, "start_s": float(s),
+             "clip_label": clip_label(int(r.label), r.fake_segments, float(s),
+                                      cfg.window_seconds, cfg.fps),
+             "method_idx": _method_idx(r.method)} for j, s in enumerate(starts)]
+
+
 def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
-    """Pack ``out/_work/`` into ``manifest.parquet``, ``frames.npy``, ``mels.npy``, ``skipped.csv``.
+    """Pack ``out/_work/`` (and the shards) into the store files (see module docstring).
 
     ``cfg`` defaults to ``out/data_config.json``; when given it must match it. Videos of the
-    manifest with no work file yet are listed in ``skipped.csv`` as ``pending``.
+    manifest with no result yet are listed in ``skipped.csv`` as ``pending``.
     """
-    from .preprocess import check_data_config, load_work_item
-
     t0 = time.perf_counter()
     out = Path(out)
     work = out / "_work"
@@ -102,23 +140,27 @@ def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
         raise FileNotFoundError(f"{work / 'videos.parquet'} not found: run preprocess_dataset "
                                 "(or `amdd-kit preprocess`) first")
     if cfg is None:
-        cfg = DataConfig(**json.loads((out / "data_config.json").read_text()))
+        cfg = read_data_config(out)
     check_data_config(out, cfg)
     videos = pd.read_parquet(work / "videos.parquet")
     problems = pd.read_csv(work / "problems.csv", dtype=str, keep_default_na=False) \
         if (work / "problems.csv").exists() else pd.DataFrame(columns=["path", "reason", "detail"])
     dataset = json.loads((work / "source.json").read_text())["dataset"] \
         if (work / "source.json").exists() else ""
+    encoded = cfg.frame_codec != "raw"
+    writer = shards.ShardWriter(out) if encoded else None
 
-    # pass 1: which videos have clips, how many
+    # pass 1: which videos have clips, how many (encoded: move leftover work items to shards)
     counts: dict[str, int] = {}
     skipped = [problems[["path", "reason", "detail"]]]
     skip_rows = []
     for r in videos.itertuples():
-        npz = work / f"{r.video_id}.npz"
-        if npz.exists():
-            with np.load(npz) as z:
-                counts[r.video_id] = int(z["starts"].shape[0])
+        if encoded and absorb(work, writer, r.video_id):
+            counts[r.video_id] = int(writer.records[r.video_id].header["n_clips"])
+            continue
+        k = None if encoded else n_clips(work, r.video_id)
+        if k is not None:
+            counts[r.video_id] = k
             continue
         item = load_work_item(work, r.video_id)
         if item is None:
@@ -128,32 +170,53 @@ def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
     skipped_df = pd.concat(skipped, ignore_index=True).astype(str)
     n = sum(counts.values())
 
-    # pass 2: fill the memmaps (temporary names, renamed at the end)
+    # pass 2: fill the arrays (temporary names, renamed at the end)
     T, H, M, S = cfg.n_frames, cfg.image_size, cfg.n_mels, cfg.mel_frames
-    f_tmp, m_tmp = out / ".frames.npy.tmp", out / ".mels.npy.tmp"
-    frames = np.lib.format.open_memmap(f_tmp, mode="w+", dtype=np.uint8, shape=(n, T, 3, H, H))
-    mels = np.lib.format.open_memmap(m_tmp, mode="w+", dtype=np.float16, shape=(n, M, S))
+    tmp: dict[str, Path] = {"mels.npy": out / ".mels.npy.tmp"}
+    mels = np.lib.format.open_memmap(tmp["mels.npy"], mode="w+", dtype=np.float16,
+                                     shape=(n, M, S))
+    if encoded:
+        tmp["frames_index.npy"] = out / ".frames_index.npy.tmp"
+        index = np.zeros((n, T, 3), dtype=np.int64)
+    else:
+        tmp["frames.npy"] = out / ".frames.npy.tmp"
+        frames = np.lib.format.open_memmap(tmp["frames.npy"], mode="w+", dtype=np.uint8,
+                                           shape=(n, T, 3, H, H))
     rows, i = [], 0
     for r in videos.itertuples(index=False):
         k = counts.get(r.video_id, 0)
         if not k:
             continue
-        item = load_work_item(work, r.video_id)
-        if item["frames"].shape[1:] != (T, 3, H, H) or item["mels"].shape[1:] != (M, S):
-            raise ValueError(f"{work / (r.video_id + '.npz')} has shapes {item['frames'].shape}, "
-                             f"{item['mels'].shape}, not what {out / 'data_config.json'} says")
-        frames[i:i + k] = item["frames"]
-        mels[i:i + k] = item["mels"]
-        base = r._asdict()
-        for j, s in enumerate(item["starts"]):
-            rows.append({**base, "clip_id": i + j, "clip_index": j, "start_s": float(s),
-                         "clip_label": clip_label(int(r.label), r.fake_segments, float(s),
-                                                  cfg.window_seconds, cfg.fps),
-                         "method_idx": _method_idx(r.method)})
+        if encoded:
+            rec = writer.records[r.video_id]
+            if tuple(rec.header["mels"][1:]) != (M, S) or len(rec.header["sizes"]) != k * T:
+                raise ValueError(f"the shard record of video {r.video_id} has mels "
+                                 f"{rec.header['mels']} and {len(rec.header['sizes'])} frames, "
+                                 f"not what {out / 'data_config.json'} says")
+            mels[i:i + k] = shards.read_mels(out, rec)
+            index[i:i + k, :, 0] = rec.shard
+            index[i:i + k, :, 1] = rec.frame_offsets().reshape(k, T)
+            index[i:i + k, :, 2] = np.asarray(rec.header["sizes"]).reshape(k, T)
+            starts = np.asarray(rec.header["starts"])
+        else:
+            item = load_work_item(work, r.video_id)
+            if item["frames"].shape[1:] != (T, 3, H, H) or item["mels"].shape[1:] != (M, S):
+                raise ValueError(f"{work / (r.video_id + '.npz')} has shapes "
+                                 f"{item['frames'].shape}, {item['mels'].shape}, not what "
+                                 f"{out / 'data_config.json'} says")
+            frames[i:i + k] = item["frames"]
+            mels[i:i + k] = item["mels"]
+            starts = item["starts"]
+        rows.extend(_clip_rows(r, starts, i, cfg))
         i += k
-    frames.flush()
     mels.flush()
-    del frames, mels
+    del mels
+    if encoded:
+        with open(tmp["frames_index.npy"], "wb") as f:
+            np.save(f, index)
+    else:
+        frames.flush()
+        del frames
     cols = ["clip_id", "video_id"] + [c for c in videos.columns if c != "video_id"] + \
         ["clip_index", "start_s", "clip_label", "method_idx"]
     manifest = pd.DataFrame(rows, columns=cols)
@@ -161,15 +224,85 @@ def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
               "audio_fake"):
         manifest[c] = manifest[c].astype("int64")
     manifest["start_s"] = manifest["start_s"].astype("float64")
-    manifest.to_parquet(out / ".manifest.parquet.tmp", index=False)
-    skipped_df.to_csv(out / ".skipped.csv.tmp", index=False)
-    for name in ("frames.npy", "mels.npy", "manifest.parquet", "skipped.csv"):
-        os.replace(out / f".{name}.tmp", out / name)
+    tmp["manifest.parquet"] = out / ".manifest.parquet.tmp"
+    tmp["skipped.csv"] = out / ".skipped.csv.tmp"
+    manifest.to_parquet(tmp["manifest.parquet"], index=False)
+    skipped_df.to_csv(tmp["skipped.csv"], index=False)
+    for name in ("frames.npy", "frames_index.npy", "mels.npy", "manifest.parquet",
+                 "skipped.csv"):
+        if name in tmp:
+            os.replace(tmp[name], out / name)
     by_reason = skipped_df["reason"].value_counts().to_dict() if len(skipped_df) else {}
     return StoreSummary(path=str(out), dataset=dataset, videos=len(videos),
                         videos_ok=len(counts), clips=n,
                         skipped={str(k): int(v) for k, v in sorted(by_reason.items())},
                         seconds=round(time.perf_counter() - t0, 2))
+
+
+class EncodedFrames:
+    """The frames of an encoded store, indexed like the raw memmap ``uint8 [N, T, 3, H, W]``.
+
+    ``frames[i]`` decodes clip ``i`` to uint8 ``[T, 3, H, W]`` (OpenCV, CPU);
+    ``frames[slice | int array | bool mask]`` -> ``[n, T, 3, H, W]``; ``np.asarray(frames)``
+    decodes everything (small stores only). :meth:`encoded` gives the compressed bytes of a
+    clip (for batched GPU decoding with :func:`~amdd_kit.data.codec.decode_frames_torch`).
+    Shards are memory-mapped lazily, so the object is cheap to pickle into DataLoader workers.
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 5
+
+    def __init__(self, path: str | Path, index: np.ndarray, frame_shape: tuple[int, int, int]):
+        self.path = Path(path)
+        self.index = index
+        self.shape = (index.shape[0], index.shape[1], *frame_shape)
+        self._maps: dict[int, np.memmap] = {}
+
+    def __getstate__(self):
+        return {**self.__dict__, "_maps": {}}
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _shard(self, s: int) -> np.memmap:
+        if s not in self._maps:
+            self._maps[s] = np.memmap(self.path / shards.shard_name(s), dtype=np.uint8,
+                                      mode="r")
+        return self._maps[s]
+
+    def encoded(self, i: int) -> list[memoryview]:
+        """The ``T`` encoded frames of clip ``i`` (zero-copy views of the shard)."""
+        return [memoryview(self._shard(int(s))[o:o + n]) for s, o, n in self.index[i]]
+
+    def clip(self, i: int) -> np.ndarray:
+        """Decoded clip ``i``: uint8 ``[T, 3, H, W]``."""
+        return decode_frames(self.encoded(i))
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            i = int(key)
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"clip {i} out of range for a store of {len(self)} clips")
+            return self.clip(i % len(self))
+        idx = np.arange(len(self))[key]
+        return np.stack([self.clip(int(i)) for i in idx]) if len(idx) else \
+            np.zeros((0, *self.shape[1:]), dtype=np.uint8)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a.astype(dtype) if dtype is not None else a
+
+    def __repr__(self) -> str:
+        return f"EncodedFrames(shape={self.shape}, shards={len(shards.shard_paths(self.path))})"
+
+
+def open_frames(path: str | Path, cfg: DataConfig):
+    """The frames of the store at ``path``: a read-only memmap (raw) or :class:`EncodedFrames`."""
+    path = Path(path)
+    if cfg.frame_codec == "raw":
+        return np.load(path / "frames.npy", mmap_mode="r")
+    return EncodedFrames(path, np.load(path / "frames_index.npy"),
+                         (3, cfg.image_size, cfg.image_size))
 
 
 class ClipStore:
@@ -178,7 +311,8 @@ class ClipStore:
     Attributes:
         path: the store folder.
         manifest: DataFrame, one row per clip (``clip_id`` = row index).
-        frames: read-only memmap uint8 ``[N, T, 3, H, W]``.
+        frames: uint8 ``[N, T, 3, H, W]``: a read-only memmap (``frame_codec`` raw) or an
+            :class:`EncodedFrames` that decodes the clips it is indexed with.
         mels: read-only memmap float16 ``[N, n_mels, S]``.
         skipped: DataFrame ``path, reason, detail``.
         data_config: the :class:`DataConfig` the store was built with.
@@ -189,14 +323,17 @@ class ClipStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        need = ["manifest.parquet", "frames.npy", "mels.npy", "data_config.json"]
+        cfg_file = self.path / "data_config.json"
+        self.data_config = read_data_config(self.path) if cfg_file.exists() else None
+        frames = "frames_index.npy" if self.data_config is not None and \
+            self.data_config.frame_codec != "raw" else "frames.npy"
+        need = ["manifest.parquet", frames, "mels.npy", "data_config.json"]
         missing = [n for n in need if not (self.path / n).exists()]
         if missing:
             raise FileNotFoundError(f"{self.path} is not a clip store (missing {missing}); build "
                                     "it with `amdd-kit preprocess` or preprocess_dataset()")
-        self.data_config = DataConfig(**json.loads((self.path / "data_config.json").read_text()))
         self.manifest = pd.read_parquet(self.path / "manifest.parquet")
-        self.frames = np.load(self.path / "frames.npy", mmap_mode="r")
+        self.frames = open_frames(self.path, self.data_config)
         self.mels = np.load(self.path / "mels.npy", mmap_mode="r")
         sk = self.path / "skipped.csv"
         self.skipped = pd.read_csv(sk, dtype=str, keep_default_na=False) if sk.exists() \
@@ -207,9 +344,16 @@ class ClipStore:
         c, n = self.data_config, len(self.manifest)
         want_f = (n, c.n_frames, 3, c.image_size, c.image_size)
         want_m = (n, c.n_mels, c.mel_frames)
+        name = "frames.npy" if c.frame_codec == "raw" else "frames_index.npy"
         if self.frames.shape != want_f or self.frames.dtype != np.uint8:
-            raise ValueError(f"{self.path}/frames.npy is {self.frames.dtype}{self.frames.shape}, "
+            raise ValueError(f"{self.path}/{name} is {self.frames.dtype}{self.frames.shape}, "
                              f"expected uint8{want_f}: re-run pack()")
+        if c.frame_codec != "raw":
+            have = {int(p.stem.split("-")[1]) for p in shards.shard_paths(self.path)}
+            need = set(np.unique(self.frames.index[..., 0]).tolist()) if n else set()
+            if need - have:
+                raise FileNotFoundError(f"{self.path}: shard files {sorted(need - have)} are "
+                                        "missing: re-run preprocess")
         if self.mels.shape != want_m or self.mels.dtype != np.float16:
             raise ValueError(f"{self.path}/mels.npy is {self.mels.dtype}{self.mels.shape}, "
                              f"expected float16{want_m}: re-run pack()")

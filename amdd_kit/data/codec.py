@@ -1,0 +1,133 @@
+"""Per-frame image codecs of the clip store: ``raw`` (no codec), ``png`` (lossless), ``jpeg``.
+
+Frames are encoded one by one (a face crop uint8 ``[3, H, W]`` RGB -> bytes) with OpenCV, so
+the preprocessing workers need no torch. JPEG chroma is ``"420"`` (colour at half resolution,
+libjpeg's default) or ``"444"`` (full-resolution colour, about 35% more bytes at the same
+quality; for traces that live in sharp colour edges). Luma, where the 2-px checkerboard and the
+mouth detail live, is never subsampled.
+
+Decoding:
+
+* on the CPU (DataLoader workers): :func:`decode_frames` with ``cv2.imdecode``; the format is
+  read from the bytes, so a reader never needs to know the codec;
+* batched on a GPU: :func:`decode_frames_torch` with ``torchvision.io.decode_jpeg(list,
+  device="cuda")`` (nvjpeg). nvjpeg and libjpeg-turbo may differ by a grey level on a few
+  pixels (different IDCTs): train and evaluate with the same decoder.
+
+:func:`roundtrip` shows what a codec does to a clip (notebook 02 compares the forensic traces
+before and after).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+#: The frame codecs a store can use (``DataConfig.frame_codec``).
+CODECS: tuple[str, ...] = ("raw", "png", "jpeg")
+#: JPEG chroma subsampling (``DataConfig.jpeg_chroma``).
+CHROMA: dict[str, int] = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+                          "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}
+
+
+def check_codec(codec: str, quality: int = 90, chroma: str = "420") -> None:
+    """Raise ``ValueError`` for an unknown codec or chroma mode, or a JPEG quality outside
+    1..100."""
+    if codec not in CODECS:
+        raise ValueError(f"frame_codec must be one of {CODECS}, got {codec!r}")
+    if codec == "jpeg" and not 1 <= int(quality) <= 100:
+        raise ValueError(f"jpeg_quality must be in 1..100, got {quality}")
+    if codec == "jpeg" and chroma not in CHROMA:
+        raise ValueError(f"jpeg_chroma must be one of {sorted(CHROMA)}, got {chroma!r}")
+
+
+def _params(codec: str, quality: int, chroma: str) -> list[int]:
+    if codec == "jpeg":
+        return [cv2.IMWRITE_JPEG_QUALITY, int(quality),
+                cv2.IMWRITE_JPEG_SAMPLING_FACTOR, CHROMA[chroma]]
+    return [cv2.IMWRITE_PNG_COMPRESSION, 3]
+
+
+def encode_frame(frame_chw: np.ndarray, codec: str, quality: int = 90,
+                 chroma: str = "420") -> bytes:
+    """One RGB frame uint8 ``[3, H, W]`` -> encoded bytes (``png`` or ``jpeg``)."""
+    check_codec(codec, quality, chroma)
+    if codec == "raw":
+        raise ValueError("the raw codec stores arrays, not encoded frames")
+    bgr = np.ascontiguousarray(np.asarray(frame_chw, dtype=np.uint8)[::-1].transpose(1, 2, 0))
+    ok, buf = cv2.imencode(".jpg" if codec == "jpeg" else ".png", bgr,
+                           _params(codec, quality, chroma))
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {codec} frame of shape {frame_chw.shape}")
+    return buf.tobytes()
+
+
+def encode_frames(frames: np.ndarray, codec: str, quality: int = 90,
+                  chroma: str = "420") -> list[bytes]:
+    """Frames uint8 ``[N, 3, H, W]`` (any leading shape ``[..., 3, H, W]``) -> N encoded frames,
+    in C order of the leading axes."""
+    f = np.asarray(frames, dtype=np.uint8)
+    return [encode_frame(x, codec, quality, chroma) for x in f.reshape(-1, *f.shape[-3:])]
+
+
+def decode_frame(buf: bytes | np.ndarray | memoryview) -> np.ndarray:
+    """Encoded bytes (PNG or JPEG) -> RGB frame uint8 ``[3, H, W]``."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    bgr = cv2.imdecode(arr, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot decode a frame of {arr.size} bytes (not PNG/JPEG, or torn)")
+    return np.ascontiguousarray(bgr.transpose(2, 0, 1)[::-1])
+
+
+def decode_frames(bufs: Sequence[bytes | np.ndarray | memoryview]) -> np.ndarray:
+    """Encoded frames -> uint8 ``[N, 3, H, W]`` on the CPU (OpenCV, one thread per worker)."""
+    return np.stack([decode_frame(b) for b in bufs])
+
+
+def decode_frames_torch(bufs: Sequence[bytes | np.ndarray], device: str = "cpu"):
+    """Encoded JPEG (or PNG) frames -> torch uint8 ``[N, 3, H, W]`` on ``device``.
+
+    JPEG on CUDA is one batched nvjpeg call (``torchvision.io.decode_jpeg(list,
+    device="cuda")``); PNG always decodes on the CPU (torchvision has no GPU PNG decoder) and
+    is then moved.
+    """
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg, decode_png
+
+    data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in bufs]
+    if not data:
+        raise ValueError("no frames to decode")
+    if bytes(data[0][:2].tolist()) == b"\xff\xd8":  # JPEG start-of-image marker
+        out = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+        return torch.stack(list(out)).to(device)
+    return torch.stack([decode_png(d, mode=ImageReadMode.RGB) for d in data]).to(device)
+
+
+def roundtrip(frames: np.ndarray, codec: str, quality: int = 90,
+              chroma: str = "420") -> np.ndarray:
+    """What the store keeps of a clip: ``frames`` uint8 ``[..., 3, H, W]`` encoded and decoded
+    with ``codec`` (``raw`` and ``png`` return the frames unchanged), same shape and dtype.
+
+    For notebook 02: ``roundtrip(clip, "jpeg", cfg.data.jpeg_quality, cfg.data.jpeg_chroma)``
+    next to the clip shows what the paper store does to each trace."""
+    check_codec(codec, quality, chroma)
+    f = np.asarray(frames, dtype=np.uint8)
+    if codec == "raw":
+        return f.copy()
+    dec = decode_frames(encode_frames(f, codec, quality, chroma))
+    return dec.reshape(f.shape)
+
+
+def encoded_bytes_per_frame(frames: np.ndarray, codec: str, quality: int = 90,
+                            chroma: str = "420") -> float:
+    """Mean encoded size (bytes) of the frames ``[..., 3, H, W]`` (raw: ``3 * H * W``)."""
+    check_codec(codec, quality, chroma)
+    f = np.asarray(frames, dtype=np.uint8)
+    if codec == "raw":
+        return float(np.prod(f.shape[-3:]))
+    return float(np.mean([len(b) for b in encode_frames(f, codec, quality, chroma)]))
+
+
+__all__ = ["CODECS", "CHROMA", "check_codec", "encode_frame", "encode_frames", "decode_frame",
+           "decode_frames", "decode_frames_torch", "roundtrip", "encoded_bytes_per_frame"]
