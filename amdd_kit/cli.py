@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-DATASETS = ("fakeavceleb", "lavdf", "dftimit", "dfdm", "csv")
+DATASETS = ("fakeavceleb", "lavdf", "dftimit", "dfdm", "av1m", "csv")
 
 
 class UsageError(Exception):

@@ -93,6 +93,28 @@ def test_fakeavceleb_quirks(tmp_path):
     real = m[m["method"] == "real"]
     assert (real["label"] == 0).all() and set(real["identity"]) == {"id00076", "id00200"}
     assert (m["fake_segments"] == "[]").all() and (m["audio_path"] == "").all()
+    # the face donor (target1) is kept; "-" becomes ""
+    assert row["donor"] == "id00077"
+    assert set(real["donor"]) == {""} and rvfa["donor"] == ""   # rtvc: target2 is a voice
+    assert m.loc[m["method"] == "fsgan-wav2lip", "donor"].tolist() == ["id00077"]
+
+
+def test_fakeavceleb_absolute_directory_is_unsafe_not_missing(tmp_path):
+    """An absolute directory is refused, even when the same path exists under the root."""
+    root = tmp_path / "fav"
+    outside = tmp_path / "elsewhere" / "RealVideo-RealAudio" / "African" / "men" / "id00009"
+    _touch(outside / "00001.mp4")
+    _touch(root / str(outside).lstrip("/") / "00001.mp4")      # the stripped twin
+    _touch(root / "RealVideo-RealAudio/African/men/id00010/00002.mp4")
+    (root / "meta_data.csv").write_text(
+        HEADER +
+        f"id00009,-,-,real,A,RealVideo-RealAudio,African,men,00001.mp4,{outside}\n"
+        "id00010,-,-,real,A,RealVideo-RealAudio,African,men,00002.mp4,"
+        "FakeAVCeleb/RealVideo-RealAudio/African/men/id00010\n")
+    res = read_dataset("fakeavceleb", root)
+    assert list(res.manifest["identity"]) == ["id00010"]
+    assert list(res.problems["reason"]) == ["unsafe_path"]
+    assert "absolute" in res.problems.iloc[0]["detail"]
 
 
 def test_fakeavceleb_root_is_metadata_folder_and_errors(tmp_path):
@@ -162,6 +184,9 @@ def test_dftimit_with_vidtimit(tmp_path):
     hq = m.loc["DeepfakeTIMIT/higher_quality/fadg0/sa1-video-fram1.avi"]
     assert (hq["method"], hq["audio_path"], hq["identity"], hq["video_fake"], hq["audio_fake"]) \
         == ("dftimit-hq", "DeepfakeTIMIT/higher_quality/fadg0/sa1.wav", "fadg0", 1, 0)
+    assert hq["donor"] == "fram1"
+    assert m.loc["DeepfakeTIMIT/lower_quality/mcem0/si1.avi", "donor"] == ""
+    assert m.loc["vidtimit/fadg0/video/sa1", "donor"] == ""
     assert m.loc["DeepfakeTIMIT/lower_quality/mcem0/si1.avi", "audio_path"] == ""
     real = m.loc["vidtimit/fadg0/video/sa1"]
     assert (real["method"], real["label"], real["audio_path"]) == \
@@ -188,6 +213,9 @@ def test_dfdm(tmp_path):
     real = m[m["method"] == "real"].iloc[0]
     assert (real["identity"], real["label"]) == ("id28", 0)
     assert set(m[m["path"].str.contains("id28_id20")]["identity"]) == {"id28"}
+    assert set(m[m["path"].str.contains("id28_id20")]["donor"]) == {"id20"}
+    assert set(m[m["path"].str.contains("id3_id7")]["donor"]) == {"id7"}
+    assert real["donor"] == ""
     assert list(res.problems["reason"]) == ["bad_metadata"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="DFDM_crf"):
@@ -199,14 +227,15 @@ def test_generic_csv(tmp_path):
     _touch(tmp_path / "v" / "b.mp4")
     _touch(tmp_path / "v" / "b.wav")
     (tmp_path / "list.csv").write_text(
-        "path,label,method,identity,audio_path\n"
-        "v/a.mp4,real,real,p1,\n"
-        "v/b.mp4,1,mygan,p1,v/b.wav\n"
-        "v/c.mp4,0,real,p2,\n"
-        "/abs.mp4,1,x,p3,\n"
-        "v/a.mp4,maybe,x,p3,\n")
+        "path,label,method,identity,audio_path,donor\n"
+        "v/a.mp4,real,real,p1,,\n"
+        "v/b.mp4,1,mygan,p1,v/b.wav,p9\n"
+        "v/c.mp4,0,real,p2,,\n"
+        "/abs.mp4,1,x,p3,,\n"
+        "v/a.mp4,maybe,x,p3,,\n")
     res = read_dataset("csv", tmp_path)
     m = res.manifest
+    assert list(m["donor"]) == ["", "p9"]
     assert list(m["label"]) == [0, 1] and list(m["method"]) == ["real", "mygan"]
     assert m.iloc[1]["audio_path"] == "v/b.wav" and m.iloc[1]["video_fake"] == 1
     assert sorted(res.problems["reason"]) == ["bad_metadata", "missing", "unsafe_path"]
@@ -217,3 +246,112 @@ def test_generic_csv(tmp_path):
         read_dataset("csv", tmp_path)
     with pytest.raises(DatasetError, match="method"):
         read_dataset("csv", tmp_path / "other.csv")
+
+
+# -- AV-Deepfake1M ---------------------------------------------------------------------------------
+def _av1m_items(suffix: str) -> list[dict]:
+    """AV-Deepfake1M metadata objects, the segment fields spelt ``*_<suffix>``."""
+    def item(file, original, mtype, model, fake, visual, audio, **extra):
+        return {"file": file, "original": original, "modify_type": mtype, "audio_model": model,
+                f"fake_{suffix}": fake, f"visual_fake_{suffix}": visual,
+                f"audio_fake_{suffix}": audio, "video_frames": 75, "audio_frames": 48000,
+                **extra}
+    return [
+        item("id00012/abc/00001/real.mp4", "id00012/abc/00001.mp4", "real", "", [], [], []),
+        item("id00012/abc/00001/fake_video.mp4", "id00012/abc/00001.mp4", "visual_modified",
+             "yourtts", [[0.9, 1.2]], [[0.9, 1.2]], []),
+        item("id00012/abc/00001/fake_audio.mp4", "id00012/abc/00001.mp4", "audio_modified",
+             "YourTTS", [[0.2, 0.5]], [], [[0.2, 0.5]]),
+        item("id00034/xyz/00002/fake_both.mp4", "id00034/xyz/00002.mp4", "both-modified",
+             "vits", [[0.1, 0.3], [1.0, 1.1]], [[0.1, 0.3]], [[1.0, 1.1]]),
+        item("id00034/xyz/00002/gone.mp4", None, "real", "", [], [], []),       # not on disk
+        item("../../outside.mp4", None, "real", "", [], [], []),                # unsafe
+        item("id00034/xyz/00002/odd.mp4", None, "half_modified", "", [], [], []),
+    ]
+
+
+def _av1m(root: Path) -> Path:
+    """AV-Deepfake1M layout: train with ``*_segments``, val with ``*_periods`` (no top-level
+    ``fake_periods`` there: the union of the visual and audio ones is used)."""
+    train = _av1m_items("segments")
+    val = [{k: v for k, v in it.items() if k != "fake_periods"} for it in _av1m_items("periods")]
+    for split, items in (("train", train), ("val", val)):
+        for it in items[:4] + items[6:]:
+            _touch(root / split / it["file"])
+        (root / f"{split}_metadata.json").write_text(json.dumps(items))
+    (root / "test_files.txt").write_text("id00099/q/00001/x.mp4\n")
+    return root
+
+
+def test_av1m_labels_methods_identities(tmp_path):
+    from amdd_kit.data.store import clip_label
+
+    res = read_dataset("av1m", _av1m(tmp_path / "AV-Deepfake1M"))
+    m = res.manifest
+    assert list(m.columns) == list(MANIFEST_COLUMNS) and len(m) == 8
+    assert set(m["split"]) == {"train", "val"} and (m["dataset"] == "av1m").all()
+    for split in ("train", "val"):
+        g = m[m["split"] == split].set_index("path")
+        p = f"{split}/id00012/abc/00001/"
+        assert list(g["method"]) == ["real", "av1m-visual", "av1m-audio-yourtts",
+                                     "av1m-audiovisual-vits"]
+        assert list(g["label"]) == [0, 1, 1, 1]
+        assert list(g["category"]) == ["RVRA", "FVRA", "RVFA", "FVFA"]
+        assert (g.loc[p + "fake_video.mp4", "video_fake"], g.loc[p + "fake_video.mp4",
+                                                                  "audio_fake"]) == (1, 0)
+        assert json.loads(g.loc[p + "fake_audio.mp4", "fake_segments"]) == [[0.2, 0.5]]
+        both = json.loads(g.loc[f"{split}/id00034/xyz/00002/fake_both.mp4", "fake_segments"])
+        assert both == [[0.1, 0.3], [1.0, 1.1]]
+        assert json.loads(g.loc[p + "real.mp4", "fake_segments"]) == []
+        assert list(g["identity"]) == ["id00012", "id00012", "id00012", "id00034"]
+        # partial fakes: windows are labelled by overlap, as LAV-DF's are (0.64 s windows)
+        seg = g.loc[p + "fake_video.mp4", "fake_segments"]
+        assert [clip_label(1, seg, s, 0.64, 25.0) for s in (0.0, 0.64)] == [0, 1]
+        assert clip_label(0, g.loc[p + "real.mp4", "fake_segments"], 0.0, 0.64, 25.0) == 0
+    reasons = sorted(res.problems["reason"])
+    assert reasons == ["bad_metadata"] * 2 + ["missing"] * 2 + ["unsafe_path"] * 2
+    assert "half_modified" in " ".join(res.problems["detail"])
+    with pytest.raises(DatasetError, match="metadata"):
+        read_dataset("av1m", tmp_path / "AV-Deepfake1M" / "train" / "id00012")
+
+
+def test_av1m_root_one_level_above_and_file_paths_from_the_root(tmp_path):
+    root = tmp_path / "dl" / "av1m"
+    _touch(root / "train" / "id00001" / "a" / "00001" / "real.mp4")
+    items = [{"file": "train/id00001/a/00001/real.mp4", "split": "train", "original": None,
+              "modify_type": "real", "audio_model": "", "fake_segments": []}]
+    (root / "train_metadata.json").write_text(json.dumps(items))
+    res = read_dataset("av1m", tmp_path / "dl")
+    assert res.root == root.resolve()
+    assert list(res.manifest["path"]) == ["train/id00001/a/00001/real.mp4"]
+    assert list(res.manifest["identity"]) == ["id00001"]
+
+
+def test_av1m_through_preprocess_keeps_window_labels_and_donor_column(tmp_path):
+    """Tiny real media through preprocess + pack: the clip store labels each window."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    import media
+
+    from amdd_kit.config import DataConfig
+    from amdd_kit.data.preprocess import preprocess_dataset
+    from amdd_kit.data.store import ClipStore
+
+    root = tmp_path / "av1m"
+    media.write_video(root / "train" / "id00005/v/00001/real.mp4", seconds=1.5)
+    media.write_video(root / "train" / "id00005/v/00001/fake_video.mp4", seconds=1.5)
+    items = [{"file": "id00005/v/00001/real.mp4", "original": None, "modify_type": "real",
+              "audio_model": "", "fake_segments": [], "split": "train"},
+             {"file": "id00005/v/00001/fake_video.mp4", "original": "id00005/v/00001.mp4",
+              "modify_type": "visual_modified", "audio_model": "yourtts",
+              "visual_fake_periods": [[0.9, 1.2]], "audio_fake_periods": [], "split": "train"}]
+    (root / "train_metadata.json").write_text(json.dumps(items))
+    cfg = DataConfig()                      # tiny: 0.64 s windows, 2 per video
+    preprocess_dataset("av1m", root, tmp_path / "store", cfg, workers=1, progress=False)
+    man = ClipStore(tmp_path / "store").manifest
+    assert "donor" in man.columns
+    fake = man[man["method"] == "av1m-visual"].sort_values("start_s")
+    real = man[man["method"] == "real"]
+    assert len(fake) == 2 and len(real) == 2
+    assert list(fake["label"]) == [1, 1] and list(fake["clip_label"]) == [0, 1]
+    assert (real["clip_label"] == 0).all()

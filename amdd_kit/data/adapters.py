@@ -18,6 +18,8 @@ Supported layouts (see ``/work/shared/DATASETS.md`` for the facts behind each qu
   we keep the *first* row of each physical file (CSV order) and report the others as problems
   with reason ``duplicate`` (the detail names both methods).
   ``identity`` is the ``source`` id: the split key that keeps a real video and its fakes together.
+  ``donor`` is ``target1`` (the person whose face was swapped in; ``-`` in the CSV becomes "").
+  A row whose directory is absolute (``/...``) is refused as ``unsafe_path``.
 * ``lavdf`` -- LAV-DF ``metadata.json`` (or ``metadata.min.json``) + ``{train,dev,test}/*.mp4``.
   ``method`` is ``real``, ``lavdf-visual``, ``lavdf-audio`` or ``lavdf-audiovisual`` from the two
   ``modify_*`` flags; ``fake_segments`` holds ``fake_periods``; ``identity`` is the ``original``
@@ -28,14 +30,29 @@ Supported layouts (see ``/work/shared/DATASETS.md`` for the facts behind each qu
   DeepfakeTIMIT folder (then give the common parent as root): ``<subject>/video/<sentence>/``
   holds extension-less JPEG frames and ``path`` is that *directory*; the audio is
   ``<subject>/audio/<sentence>.wav``. Head-rotation sequences (``head*``) have no speech and are
-  left out. ``identity`` is the subject (the person whose video was altered).
+  left out. ``identity`` is the subject (the person whose video was altered); ``donor`` is the
+  ``<donor>`` of the file name (the face pasted in).
 * ``dfdm`` -- DFDM ``DFDM_crf*/**/id<a>_id<b>_<scene>_<tag>.mp4``. The tag-to-model mapping
   ``1faceswap 2lightweight 3iae 4dfaker 5dfl_h128`` -> ``dfdm-faceswap``, ``dfdm-lightweight``,
   ``dfdm-iae``, ``dfdm-dfaker``, ``dfdm-dfl-h128`` is read off the tag names and is
   **unconfirmed** by the dataset authors. Reals come from a ``Celeb-real/`` folder when present
-  (``id<a>_<scene>.mp4``). ``identity`` is ``id<a>``, the person of the real video that was edited.
+  (``id<a>_<scene>.mp4``). ``identity`` is ``id<a>``, the person of the real video that was edited;
+  ``donor`` is ``id<b>``, the face swapped in (Celeb-DF names the target video first).
+* ``av1m`` -- AV-Deepfake1M: ``{train,val,test}_metadata.json`` (lists of objects) beside the
+  ``train/ val/ test/`` folders; ``file`` is relative to its split folder (a path that already
+  starts with the split folder, or sits at the root, is accepted too). Fields read: ``file``,
+  ``split``, ``original``, ``modify_type`` (``real``, ``visual_modified``, ``audio_modified``,
+  ``both_modified``; ``-`` spelt as ``_`` too), ``audio_model`` (the voice generator), and the
+  segments ``fake_segments`` / ``visual_fake_segments`` / ``audio_fake_segments`` (also spelt
+  ``*_periods``). Fakes are *partial*, like LAV-DF's: ``fake_segments`` (or, when absent, the
+  union of the visual and audio segments) labels each window in the clip store. ``method`` keeps
+  the generators: ``av1m-visual`` (lip-sync re-rendering), ``av1m-audio-<audio_model>``,
+  ``av1m-audiovisual-<audio_model>``. ``identity`` is the VoxCeleb2 speaker id (the first
+  ``id<digits>`` folder of ``original`` or ``file``), else the original's stem. Test videos
+  without labels (``test_files.txt``) are not read. (Field names from the dataset's README;
+  folder layout unconfirmed beyond it.)
 * ``csv`` -- a generic CSV (``path,label,method[,identity][,audio_path]`` and optionally
-  ``video_fake, audio_fake, category, fake_segments, split``). ``root`` is the CSV file, or a
+  ``video_fake, audio_fake, category, fake_segments, split, donor``). ``root`` is the CSV file, or a
   folder with exactly one ``*.csv``; paths are relative to the CSV's folder.
 
 Paths are checked before use: absolute paths, ``..`` components and symlinks that resolve
@@ -57,7 +74,7 @@ log = logging.getLogger(__name__)
 #: Manifest columns, in order (docs/contracts.md).
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "path", "audio_path", "dataset", "identity", "label", "video_fake", "audio_fake",
-    "method", "category", "fake_segments", "split",
+    "method", "category", "fake_segments", "split", "donor",
 )
 PROBLEM_COLUMNS: tuple[str, ...] = ("path", "reason", "detail")
 
@@ -153,7 +170,7 @@ class _Collector:
 
     def add(self, **row) -> None:
         base = {"audio_path": "", "dataset": self.dataset, "category": "",
-                "fake_segments": "[]", "split": ""}
+                "fake_segments": "[]", "split": "", "donor": ""}
         base.update(row)
         base["label"] = int(bool(base.get("video_fake")) or bool(base.get("audio_fake"))) \
             if "label" not in row else int(row["label"])
@@ -228,8 +245,10 @@ def read_fakeavceleb(root: Path) -> AdapterResult:
         if not cat:
             col.problem(norm, "bad_metadata", "cannot tell real/fake: no category or type")
             continue
+        donor = r.get("target1", "").strip()
         col.add(path=norm, identity=r["source"].strip(), method=method, category=cat,
-                video_fake=int(cat[0] == "F"), audio_fake=int(cat[2] == "F"))
+                video_fake=int(cat[0] == "F"), audio_fake=int(cat[2] == "F"),
+                donor="" if donor in ("-", "") else donor)
     return col.result()
 
 
@@ -243,7 +262,10 @@ def _fakeavceleb_relpath(r: pd.Series, dir_col: str | None) -> str | None:
         if not all(parts):
             return None
         directory = "/".join(parts)
-    dparts = [p for p in directory.replace("\\", "/").split("/") if p]
+    directory = directory.replace("\\", "/")
+    if directory.startswith("/") or re.match(r"^[A-Za-z]:/", directory):
+        return directory.rstrip("/") + "/" + name   # absolute: safe_relpath refuses it
+    dparts = [p for p in directory.split("/") if p]
     # drop a leading "FakeAVCeleb/" (or "FakeAVCeleb_v1.2/") before the type folder
     if len(dparts) > 1 and dparts[0] not in FAKEAVCELEB_TYPES and dparts[1] in FAKEAVCELEB_TYPES:
         dparts = dparts[1:]
@@ -279,7 +301,7 @@ def read_lavdf(root: Path) -> AdapterResult:
     col = _Collector(base, "lavdf")
     for i, it in enumerate(items):
         if not isinstance(it, dict) or "file" not in it or "modify_video" not in it:
-            hint = " (AV-Deepfake1M metadata is not supported)" \
+            hint = " (this looks like AV-Deepfake1M: use --dataset av1m)" \
                 if isinstance(it, dict) and "visual_fake_segments" in it else ""
             col.problem(f"{meta.name}[{i}]", "bad_metadata",
                         "needs 'file', 'modify_video', 'modify_audio'" + hint)
@@ -326,7 +348,7 @@ def read_dftimit(root: Path) -> AdapterResult:
             if audio is None:
                 continue
             col.add(path=norm, audio_path=audio, identity=video.parent.name, method=method,
-                    video_fake=1, audio_fake=0, category="FVRA")
+                    video_fake=1, audio_fake=0, category="FVRA", donor=m["donor"] if m else "")
     for vdir in vid_dirs:
         for frames in sorted(p for p in vdir.glob("*/video/*") if p.is_dir()):
             if frames.name.lower().startswith("head"):
@@ -384,7 +406,7 @@ def read_dfdm(root: Path) -> AdapterResult:
             tag = m["tag"].lower()
             method = DFDM_TAGS.get(tag, "dfdm-" + re.sub(r"^\d+", "", tag).replace("_", "-"))
             col.add(path=norm, identity=f"id{int(m['a'])}", method=method,
-                    video_fake=1, audio_fake=0, category="FVRA")
+                    video_fake=1, audio_fake=0, category="FVRA", donor=f"id{int(m['b'])}")
     for d in real_dirs:
         for video in sorted(d.glob("*.mp4")):
             m = _CELEB_REAL.match(video.stem)
@@ -396,6 +418,107 @@ def read_dfdm(root: Path) -> AdapterResult:
             col.add(path=norm, identity=identity, method="real", video_fake=0, audio_fake=0,
                     category="RVRA")
     return col.result()
+
+
+# -- AV-Deepfake1M --------------------------------------------------------------------------------
+#: ``modify_type`` -> (video_fake, audio_fake, method stem)
+_AV1M_TYPES: dict[str, tuple[int, int, str]] = {
+    "real": (0, 0, "real"), "visual_modified": (1, 0, "av1m-visual"),
+    "audio_modified": (0, 1, "av1m-audio"), "both_modified": (1, 1, "av1m-audiovisual"),
+}
+_VOX_ID = re.compile(r"^id\d+$")
+
+
+def read_av1m(root: Path) -> AdapterResult:
+    """AV-Deepfake1M: ``*_metadata.json`` + ``{train,val,test}/`` (see module docstring)."""
+    metas = _av1m_metadata_files(root)
+    if not metas:
+        raise DatasetError(f"no train_metadata.json / val_metadata.json (or metadata.json) in "
+                           f"{root} (nor one level below): give the AV-Deepfake1M folder")
+    base = metas[0].parent
+    col = _Collector(base, "av1m")
+    for meta in metas:
+        try:
+            items = json.loads(meta.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{meta} is not valid JSON: {e}") from e
+        if not isinstance(items, list):
+            raise DatasetError(f"{meta} should hold a JSON list of objects, "
+                               f"got {type(items).__name__}")
+        default_split = meta.name.split("_metadata")[0] if "_metadata" in meta.name else ""
+        for i, it in enumerate(items):
+            _av1m_item(col, base, meta.name, i, it, default_split)
+    return col.result()
+
+
+def _av1m_metadata_files(root: Path) -> list[Path]:
+    """``<split>_metadata.json`` files (or one ``metadata.json``) in ``root`` or one level below."""
+    for folder in [root] + sorted(d for d in root.iterdir() if d.is_dir()):
+        found = sorted(p for p in folder.glob("*_metadata.json") if p.is_file())
+        if not found and (folder / "metadata.json").is_file():
+            found = [folder / "metadata.json"]
+        if found:
+            return found
+    return []
+
+
+def _segments(it: dict, key: str) -> list[list[float]] | None:
+    """``<key>_segments`` or ``<key>_periods`` as ``[[start, end], ...]``; None when absent."""
+    for name in (f"{key}_segments", f"{key}_periods"):
+        if it.get(name) is not None:
+            return [[float(s), float(e)] for s, e in it[name]]
+    return None
+
+
+def _av1m_item(col: _Collector, base: Path, meta_name: str, i: int, it: object,
+               default_split: str) -> None:
+    """Add one AV-Deepfake1M metadata object to ``col`` (or a problem row)."""
+    where = f"{meta_name}[{i}]"
+    if not isinstance(it, dict) or "file" not in it:
+        col.problem(where, "bad_metadata", "needs at least 'file'")
+        return
+    split = str(it.get("split") or default_split)
+    rel = str(it["file"]).strip().replace("\\", "/")
+    # the file is relative to its split folder; accept a path from the root as well
+    cands = [rel] if rel.split("/")[0] == split or not split else [f"{split}/{rel}", rel]
+    if any(safe_relpath(base, c)[0] is None for c in cands):
+        col.check(rel)                          # records the unsafe_path problem
+        return
+    hit = next((c for c in cands if (base / c).is_file()), cands[0])
+    norm = col.check(hit)
+    if norm is None:
+        return
+    visual, audio, overall = (_segments(it, k) for k in ("visual_fake", "audio_fake", "fake"))
+    mtype = str(it.get("modify_type", "")).strip().lower().replace("-", "_")
+    if mtype in _AV1M_TYPES:
+        v, a, stem = _AV1M_TYPES[mtype]
+    elif mtype == "" and (visual is not None or audio is not None):
+        v, a = int(bool(visual)), int(bool(audio))
+        stem = _AV1M_TYPES[{(0, 0): "real", (1, 0): "visual_modified", (0, 1): "audio_modified",
+                            (1, 1): "both_modified"}[(v, a)]][2]
+    else:
+        col.problem(norm, "bad_metadata", f"{where}: modify_type {it.get('modify_type')!r} is "
+                                          f"not one of {sorted(_AV1M_TYPES)}")
+        return
+    if overall is None:                          # union of the per-modality segments
+        overall = sorted((visual or []) + (audio or []))
+    # a fake without segments is labelled fake as a whole (as LAV-DF's are)
+    voice = re.sub(r"[^0-9a-z]+", "-", str(it.get("audio_model") or "").strip().lower()).strip("-")
+    method = f"{stem}-{voice}" if a and voice else stem
+    col.add(path=norm, identity=_av1m_identity(it, norm), method=method, video_fake=v,
+            audio_fake=a, category=f"{'F' if v else 'R'}V{'F' if a else 'R'}A",
+            fake_segments=json.dumps(overall if (v or a) else []), split=split)
+
+
+def _av1m_identity(it: dict, norm: str) -> str:
+    """The VoxCeleb2 speaker id (first ``id<digits>`` folder of ``original``, else of ``file``),
+    else the stem of the original video (the video itself for reals)."""
+    original = str(it.get("original") or "").replace("\\", "/")
+    for path in (original, str(it["file"]).replace("\\", "/"), norm):
+        hit = next((p for p in path.split("/") if _VOX_ID.match(p)), None)
+        if hit:
+            return hit
+    return PurePosixPath(original or norm).stem
 
 
 # -- generic CSV ---------------------------------------------------------------------------------
@@ -440,13 +563,13 @@ def read_csv_manifest(root: Path) -> AdapterResult:
                 label=label, video_fake=vf, audio_fake=af, method=r["method"].strip(),
                 category=r.get("category", "").strip(),
                 fake_segments=r.get("fake_segments", "").strip() or "[]",
-                split=r.get("split", "").strip())
+                split=r.get("split", "").strip(), donor=r.get("donor", "").strip())
     return col.result()
 
 
 READERS: dict[str, Callable[[Path], AdapterResult]] = {
     "fakeavceleb": read_fakeavceleb, "lavdf": read_lavdf, "dftimit": read_dftimit,
-    "dfdm": read_dfdm, "csv": read_csv_manifest,
+    "dfdm": read_dfdm, "av1m": read_av1m, "csv": read_csv_manifest,
 }
 
 
@@ -454,7 +577,7 @@ def read_dataset(dataset: str, root: str | Path) -> AdapterResult:
     """Read a dataset folder into a manifest (one row per source video).
 
     Args:
-        dataset: one of ``fakeavceleb, lavdf, dftimit, dfdm, csv``.
+        dataset: one of ``fakeavceleb, lavdf, dftimit, dfdm, av1m, csv``.
         root: the dataset folder (FakeAVCeleb: the folder with ``meta_data.csv`` or up to two
             levels above it; ``csv``: the CSV file or its folder).
 
