@@ -133,6 +133,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-2
     seed: int = 42
+    split_seed: int = 42       # seed of the identity split, apart from the training seed
     num_workers: int = 0
     fp16: bool = True          # only acts on CUDA; fastai disables it on the CPU
     valid_frac: float = 0.2    # of identities

@@ -156,7 +156,7 @@ def read_split(run_dir: str | Path, store, cfg=None) -> np.ndarray:
         from .data.splits import identity_split
         log.warning("%s not found: recomputing the identity split from the run's config", path)
         return np.asarray(identity_split(m, cfg.train.valid_frac, cfg.train.test_frac,
-                                         cfg.train.seed,
+                                         cfg.train.split_seed,
                                          holdout_methods=cfg.train.holdout_methods))
     s = pd.read_csv(path)
     if not {"clip_id", "split"} <= set(s.columns):

@@ -114,7 +114,7 @@ def silence_table(root: str | Path, cfg: Config) -> pd.DataFrame:
     res = read_dataset(DATASET, root)
     t = leading_silence_table(res.root, res.manifest, cfg.data.silence_db)
     t["split"] = np.asarray(identity_split(t, cfg.train.valid_frac, cfg.train.test_frac,
-                                           cfg.train.seed))
+                                           cfg.train.split_seed))
     return t
 
 

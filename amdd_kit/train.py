@@ -121,7 +121,8 @@ def prepare_run(store, cfg: Config, run_dir: str | Path) -> np.ndarray:
     (run_dir / "store.txt").write_text(str(Path(store.path).resolve()) + "\n")
     m = store.manifest
     split = np.asarray(identity_split(m, cfg.train.valid_frac, cfg.train.test_frac,
-                                      cfg.train.seed, holdout_methods=cfg.train.holdout_methods))
+                                      cfg.train.split_seed,
+                                      holdout_methods=cfg.train.holdout_methods))
     pd.DataFrame({"clip_id": m["clip_id"], "split": split}).to_csv(run_dir / "splits.csv",
                                                                      index=False)
     return split
