@@ -21,7 +21,10 @@ Protocols
   :func:`unseen_generator_report` shows how they are scored.
 
 Outputs (in ``out``, by default the run dir): ``metrics.json`` (merged with what the trainer
-wrote; cross-dataset blocks under ``cross_dataset``), ``confusion.csv``, ``embeddings.parquet``
+wrote; cross-dataset blocks under ``cross_dataset``; the split's clip counts and the fakes left
+out for their face donor under ``split``, see :func:`amdd_kit.data.splits.split_report`;
+attribution beside its majority baseline, see :mod:`amdd_kit.metrics`), ``confusion.csv``,
+``embeddings.parquet``
 (test split) and ``embeddings_cross.parquet`` (all held-out sets, column ``eval_set``).
 """
 from __future__ import annotations
@@ -196,6 +199,7 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None = None,
     ``{"error": ...}`` in its block; the rest of the evaluation goes on.
     Returns the merged ``metrics.json`` content.
     """
+    from .data.splits import split_report
     from .inference import embed_store
     from .metrics import confusion, summarise
 
@@ -231,6 +235,8 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None = None,
                 log.warning("ignoring unreadable %s: %s", src, e)
     holdout = tuple(cfg.train.holdout_methods)
     metrics.update(summarise(df, holdout_methods=holdout))
+    metrics.pop("per_method_recall", None)       # the old name of detection_recall
+    metrics["split"] = split_report(store.manifest, split, holdout_methods=holdout)
     metrics["test_store"] = str(store_path)
     if holdout:
         metrics["unseen_generators"] = unseen_generator_report(df, holdout)

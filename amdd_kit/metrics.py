@@ -4,6 +4,21 @@ Conventions: ``label`` is 1 for fake, 0 for real; ``p_fake`` is the model's prob
 (sigmoid of ``det_logit``); ``method_idx`` indexes :data:`amdd_kit.config.METHODS` and is -1 for
 clips whose generator is not one of the 7 training classes (held-out generators), which the
 attribution metrics ignore.
+
+Attribution is reported with its baselines, so a number can be read honestly:
+
+* ``attribution_accuracy`` -- fraction of clips of a known generator named correctly (7 classes,
+  ``real`` included);
+* ``attribution_majority_baseline`` -- what always answering the most frequent class scores on
+  the same clips (on an imbalanced test set this is well above 1/7);
+* ``attribution_macro_accuracy`` -- the mean of the per-class recalls (every class counts the
+  same, however many clips it has);
+* ``attribution_fake_accuracy`` / ``attribution_fake_majority_baseline`` -- the same over fake
+  clips only: which generator made this fake?
+* ``attribution_recall`` -- per class, the fraction of its clips attributed to it.
+
+``detection_recall`` is *detection*: per generator, the fraction of its clips the real/fake
+decision got right (reals called real, fakes called fake).
 """
 from __future__ import annotations
 
@@ -52,18 +67,63 @@ def binary_metrics(label, p_fake, threshold: float = 0.5) -> dict[str, float]:
     return out
 
 
-def attribution_accuracy(method_idx, pred_idx) -> float:
-    """Fraction of clips of a known generator (``method_idx >= 0``) attributed correctly."""
+def _known(method_idx, pred_idx) -> tuple[np.ndarray, np.ndarray]:
+    """The (true, predicted) class indices of clips of a known generator (``method_idx >= 0``)."""
     method_idx, pred_idx = _np(method_idx).astype(int), _np(pred_idx).astype(int)
     known = method_idx >= 0
-    return float((pred_idx[known] == method_idx[known]).mean()) if known.any() else float("nan")
+    return method_idx[known], pred_idx[known]
 
 
-def per_method_recall(df: pd.DataFrame) -> dict[str, float]:
-    """Per generator, the fraction of its clips the detector got right.
+def attribution_accuracy(method_idx, pred_idx) -> float:
+    """Fraction of clips of a known generator (``method_idx >= 0``) attributed correctly."""
+    true, pred = _known(method_idx, pred_idx)
+    return float((pred == true).mean()) if len(true) else float("nan")
+
+
+def attribution_majority_baseline(method_idx) -> float:
+    """Accuracy of always answering the most frequent known class of ``method_idx``.
+
+    The share of the largest class: no constant answer scores more on these clips. Compare
+    ``attribution_accuracy`` with this, not with ``1 / n_classes``.
+    """
+    true = _np(method_idx).astype(int)
+    true = true[true >= 0]
+    return float(np.bincount(true).max() / len(true)) if len(true) else float("nan")
+
+
+def attribution_class_recall(method_idx, pred_idx) -> dict[int, float]:
+    """Per known class index present in ``method_idx``: the fraction of its clips named right."""
+    true, pred = _known(method_idx, pred_idx)
+    return {int(c): float((pred[true == c] == c).mean()) for c in np.unique(true)}
+
+
+def attribution_macro_accuracy(method_idx, pred_idx) -> float:
+    """Mean per-class recall over the known classes present (balanced attribution accuracy)."""
+    rec = attribution_class_recall(method_idx, pred_idx)
+    return float(np.mean(list(rec.values()))) if rec else float("nan")
+
+
+def attribution_fake_accuracy(method_idx, pred_idx, label) -> float:
+    """Attribution accuracy over fake clips only (``label == 1``): which generator made it?"""
+    fake = _np(label).astype(int) == 1
+    return attribution_accuracy(_np(method_idx)[fake], _np(pred_idx)[fake])
+
+
+def attribution_recall(df: pd.DataFrame, classes: tuple[str, ...] = METHODS) -> dict[str, float]:
+    """Per attribution class present in ``df``: the fraction of its clips attributed to it.
+
+    ``df`` needs ``method_idx`` and ``pred_method_idx``; keys are class names of ``classes``.
+    """
+    rec = attribution_class_recall(df["method_idx"], df["pred_method_idx"])
+    return {classes[c]: v for c, v in rec.items()}
+
+
+def detection_recall(df: pd.DataFrame) -> dict[str, float]:
+    """Per generator, the fraction of its clips the *detector* got right (real vs fake).
 
     For ``real`` that is the fraction called real; for every fake method the fraction called
-    fake. ``df`` needs the columns ``method``, ``label``, ``pred_label``.
+    fake. ``df`` needs the columns ``method``, ``label``, ``pred_label``. (Attribution per
+    class is :func:`attribution_recall`.)
     """
     out = {}
     for method, g in df.groupby("method", sort=True):
@@ -82,19 +142,26 @@ def confusion(df: pd.DataFrame, classes: tuple[str, ...] = METHODS) -> pd.DataFr
 def summarise(df: pd.DataFrame, holdout_methods: tuple[str, ...] = ()) -> dict:
     """The core of ``metrics.json`` for one evaluation table (e.g. embeddings.parquet).
 
-    Attribution accuracy counts only generators seen in training: methods in
-    ``holdout_methods`` (unseen-generator protocol) cannot be named correctly.
+    Attribution metrics count only generators seen in training: methods in
+    ``holdout_methods`` (unseen-generator protocol) cannot be named correctly. Keys: see the
+    module docstring; ``detection_recall`` covers every method, held-out ones included.
     """
     b = binary_metrics(df["label"], df["p_fake"])
-    seen = ~df["method"].isin(list(holdout_methods))
+    seen = df[~df["method"].isin(list(holdout_methods))]
+    true, pred, label = seen["method_idx"], seen["pred_method_idx"], seen["label"]
+    fake = label.astype(int) == 1
     return {
         "balanced_accuracy": b["balanced_accuracy"],
         "auc": b["auc"],
         "real_recall": b["real_recall"],
         "fake_recall": b["fake_recall"],
-        "attribution_accuracy": attribution_accuracy(df.loc[seen, "method_idx"],
-                                                     df.loc[seen, "pred_method_idx"]),
-        "per_method_recall": per_method_recall(df),
+        "attribution_accuracy": attribution_accuracy(true, pred),
+        "attribution_majority_baseline": attribution_majority_baseline(true),
+        "attribution_macro_accuracy": attribution_macro_accuracy(true, pred),
+        "attribution_fake_accuracy": attribution_fake_accuracy(true, pred, label),
+        "attribution_fake_majority_baseline": attribution_majority_baseline(true[fake]),
+        "attribution_recall": attribution_recall(seen),
+        "detection_recall": detection_recall(df),
         "n_test": int(len(df)),
     }
 

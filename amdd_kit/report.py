@@ -46,7 +46,7 @@ HEADLINE_METRICS: tuple[str, ...] = ("balanced_accuracy", "auc", "attribution_ac
 REGISTRY_COLUMNS: tuple[str, ...] = (
     "run_id", "time", "config", "config_hash", "data_fingerprint", "status",
     *HEADLINE_METRICS, "run_dir",
-    "per_method_recall",   # JSON object: method -> recall on the test split
+    "detection_recall",    # JSON object: method -> detection recall on the test split
     "cross_dataset",       # JSON object: held-out set -> {"auc", "real_recall", "fake_recall"}
     "n_test", "arch", "metrics_hash", "error",
 )
@@ -450,7 +450,8 @@ def _cross_blocks(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
         return False
 
     for name, value in metrics.items():
-        if name == "per_method_recall" or not isinstance(value, dict):
+        if name in ("detection_recall", "attribution_recall", "per_method_recall") \
+                or not isinstance(value, dict):
             continue
         if not take(name, value):
             for sub, block in value.items():
@@ -490,7 +491,7 @@ def run_record(run_dir: str | Path, status: str = "ok", *, data_dir: str | Path 
             cfg_hash = Config.from_dict(cfg).hash()
         except Exception:  # a config from another version: hash its text
             cfg_hash = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
-    recall = metrics.get("per_method_recall") or {}
+    recall = metrics.get("detection_recall") or metrics.get("per_method_recall") or {}
     mfile = run_dir / "metrics.json"
     row: dict[str, Any] = {
         "run_id": run_id or run_dir.name,
@@ -501,8 +502,8 @@ def run_record(run_dir: str | Path, status: str = "ok", *, data_dir: str | Path 
         "status": status,
         **{m: _num(metrics.get(m)) for m in HEADLINE_METRICS},
         "run_dir": str(run_dir),
-        "per_method_recall": json.dumps({str(k): _num(v) for k, v in recall.items()},
-                                        sort_keys=True),
+        "detection_recall": json.dumps({str(k): _num(v) for k, v in recall.items()},
+                                       sort_keys=True),
         "cross_dataset": json.dumps(_cross_blocks(metrics), sort_keys=True),
         "n_test": metrics.get("n_test", ""),
         "arch": (cfg.get("model") or {}).get("arch", "") if isinstance(cfg.get("model"), dict)
@@ -568,6 +569,7 @@ def load_registry(runs_dir: str | Path) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in REGISTRY_COLUMNS})
     reg = pd.read_csv(index, dtype={c: str for c in REGISTRY_COLUMNS
                                     if c not in HEADLINE_METRICS}, keep_default_na=False)
+    reg = reg.rename(columns={"per_method_recall": "detection_recall"})  # its old name
     for c in REGISTRY_COLUMNS:
         if c not in reg.columns:
             reg[c] = float("nan") if c in HEADLINE_METRICS else ""
@@ -607,7 +609,7 @@ def _flat_metrics(row: pd.Series) -> dict[tuple[str, str], float]:
     """(kind, metric) -> value for one registry row."""
     out = {("headline", m): _num(row.get(m)) for m in HEADLINE_METRICS}
     try:
-        recall = json.loads(row.get("per_method_recall") or "{}")
+        recall = json.loads(row.get("detection_recall") or "{}")
     except json.JSONDecodeError:
         recall = {}
     for method, v in recall.items():

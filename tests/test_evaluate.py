@@ -131,6 +131,16 @@ def test_evaluate_run_writes_and_merges_everything(tmp_path, monkeypatch):
     assert m["real_recall"] == pytest.approx(0.5) and m["fake_recall"] == pytest.approx(2 / 3)
     assert m["train_seconds"] == 12.5 and m["epochs"] == 2          # trainer's keys kept
     assert m["unseen_generators"]["wav2lip"]["fake_recall"] == pytest.approx(0.5)
+    # attribution over seen generators (clips 1 fsgan, 3 real, 6 real) beside its baselines
+    assert m["attribution_accuracy"] == pytest.approx(2 / 3)
+    assert m["attribution_majority_baseline"] == pytest.approx(2 / 3)
+    assert m["attribution_macro_accuracy"] == pytest.approx((1.0 + 0.5) / 2)
+    assert m["attribution_fake_accuracy"] == 1.0
+    assert m["attribution_recall"] == {"real": 0.5, "fsgan": 1.0}
+    assert set(m["detection_recall"]) == {"real", "fsgan", "wav2lip"}
+    assert "per_method_recall" not in m
+    assert m["split"]["clips"] == {"test": 5, "train": 2, "valid": 1}
+    assert m["split"]["dropped_donor"] == 0
     lav = m["cross_dataset"]["lavdf"]
     assert lav["n"] == 6 and lav["n_fake"] == 2                      # window labels, not video
     assert lav["real_recall"] == 1.0 and lav["fake_recall"] == 1.0 and lav["auc"] == 1.0

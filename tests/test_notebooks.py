@@ -142,7 +142,7 @@ def test_predict_cli_scores_a_video(series):
 def test_04_evaluate(series):
     run = series.run("04")
     m = _json(run / "metrics.json")
-    for k in ("balanced_accuracy", "auc", "attribution_accuracy", "per_method_recall", "n_test"):
+    for k in ("balanced_accuracy", "auc", "attribution_accuracy", "detection_recall", "n_test"):
         assert k in m, k
     cross = m["cross_dataset"]
     for name in ("lavdf", "dftimit", "dfdm"):
@@ -155,7 +155,7 @@ def test_04_evaluate(series):
     emb = pd.read_parquet(run / "embeddings.parquet")
     assert cm.shape == (7, 7) and int(cm.values.sum()) == int((emb["method_idx"] >= 0).sum())
     figs = {p.name for p in _figures(run, "04")}
-    assert {"04_roc.html", "04_confusion.html", "04_per_method_recall.html"} <= figs
+    assert {"04_roc.html", "04_confusion.html", "04_detection_recall.html"} <= figs
     assert any(f.startswith("04_explain_") for f in figs), "no Grad-CAM / saliency panels"
 
 

@@ -191,7 +191,7 @@ def _fake_run(runs: Path, name: str, bal: float, auc: float, attr: float,
     run.mkdir(parents=True)
     get_config("tiny").to_json(run / "config.json")
     metrics = {"balanced_accuracy": bal, "auc": auc, "attribution_accuracy": attr,
-               "per_method_recall": recall, "n_test": 40}
+               "detection_recall": recall, "n_test": 40}
     if cross_auc is not None:
         metrics["cross_dataset"] = {"lavdf": {"real_recall": 0.5, "fake_recall": 0.6,
                                               "auc": cross_auc, "n": 10}}
@@ -223,7 +223,7 @@ def test_registry_and_regressions(tmp_path):
     assert list(reg["config"]) == ["tiny", "tiny"]
     assert (reg["config_hash"] == get_config("tiny").hash()).all()
     assert reg.loc[1, "auc"] == pytest.approx(0.85)
-    assert json.loads(reg.loc[1, "per_method_recall"]) == {"faceswap": 0.8, "rtvc": 0.72}
+    assert json.loads(reg.loc[1, "detection_recall"]) == {"faceswap": 0.8, "rtvc": 0.72}
 
     # registering unchanged metrics again updates the row instead of duplicating it
     R.register_run(r2, "ok", data_dir=data)
@@ -331,3 +331,18 @@ def test_retraining_report_notebook_flags_regression(tmp_path):
     assert result.report == demo.absolute() / "report.html"
     assert R.external_resources(page) == [] and "REGRESSION" in page
     assert page.count("Plotly.newPlot(") == 2  # trend + per-method deltas
+
+
+def test_registry_reads_the_old_per_method_recall_name(tmp_path):
+    """Runs and registries written before the rename keep their detection recall."""
+    runs = tmp_path / "runs"
+    old = _fake_run(runs, "old", 0.8, 0.9, 0.5, {})
+    m = json.loads((old / "metrics.json").read_text())
+    m["per_method_recall"] = m.pop("detection_recall") | {"fsgan": 0.4}
+    (old / "metrics.json").write_text(json.dumps(m))
+    assert json.loads(R.run_record(old)["detection_recall"]) == {"fsgan": 0.4}
+    R.register_run(old, "ok")
+    index = runs / "index.csv"
+    legacy = pd.read_csv(index).rename(columns={"detection_recall": "per_method_recall"})
+    legacy.to_csv(index, index=False)
+    assert json.loads(R.load_registry(runs).loc[0, "detection_recall"]) == {"fsgan": 0.4}

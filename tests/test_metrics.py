@@ -1,0 +1,100 @@
+"""Detection and attribution metrics on small hand-computed cases."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from amdd_kit.config import METHODS
+from amdd_kit.metrics import (attribution_accuracy, attribution_class_recall,
+                              attribution_fake_accuracy, attribution_macro_accuracy,
+                              attribution_majority_baseline, attribution_recall, binary_metrics,
+                              detection_recall, summarise)
+
+REAL, RTVC, FACESWAP, FSGAN = (METHODS.index(m) for m in ("real", "rtvc", "faceswap", "fsgan"))
+
+
+def _table() -> pd.DataFrame:
+    """10 clips: 5 real, 3 faceswap, 2 fsgan, and one clip of an unknown generator (-1).
+
+    Attribution: reals 4/5 right (one called faceswap); faceswap 2/3 (one called fsgan);
+    fsgan 0/2 (both called faceswap). Detection: one real called fake, one fsgan called real.
+    """
+    rows = (
+        [("real", REAL, REAL, 0, 0.1)] * 4 + [("real", REAL, FACESWAP, 0, 0.7)]
+        + [("faceswap", FACESWAP, FACESWAP, 1, 0.9)] * 2 + [("faceswap", FACESWAP, FSGAN, 1, 0.8)]
+        + [("fsgan", FSGAN, FACESWAP, 1, 0.6), ("fsgan", FSGAN, FACESWAP, 1, 0.2)]
+        + [("newgan", -1, REAL, 1, 0.9)]
+    )
+    df = pd.DataFrame(rows, columns=["method", "method_idx", "pred_method_idx", "label", "p_fake"])
+    df["pred_label"] = (df["p_fake"] >= 0.5).astype(int)
+    return df
+
+
+def test_attribution_accuracy_ignores_unknown_generators():
+    df = _table()
+    assert attribution_accuracy(df["method_idx"], df["pred_method_idx"]) == pytest.approx(6 / 10)
+    assert math.isnan(attribution_accuracy([-1, -1], [0, 1]))
+    # tensors work too
+    assert attribution_accuracy(torch.tensor([0, 1]), torch.tensor([0, 0])) == 0.5
+
+
+def test_majority_baseline_on_an_imbalanced_set():
+    df = _table()
+    # 5 of the 10 known clips are real: always answering "real" scores 0.5, not 1/7
+    assert attribution_majority_baseline(df["method_idx"]) == pytest.approx(0.5)
+    assert attribution_majority_baseline([3, 3, 3, 1, -1]) == pytest.approx(0.75)
+    assert math.isnan(attribution_majority_baseline([-1]))
+    # a constant predictor of the majority class scores exactly the baseline
+    true = np.array([2, 2, 2, 2, 5, 6, 0])
+    assert attribution_accuracy(true, np.full_like(true, 2)) == \
+        attribution_majority_baseline(true)
+
+
+def test_macro_and_per_class_recall():
+    df = _table()
+    rec = attribution_class_recall(df["method_idx"], df["pred_method_idx"])
+    assert rec == {REAL: pytest.approx(0.8), FACESWAP: pytest.approx(2 / 3), FSGAN: 0.0}
+    assert attribution_recall(df) == {"real": pytest.approx(0.8),
+                                      "faceswap": pytest.approx(2 / 3), "fsgan": 0.0}
+    macro = attribution_macro_accuracy(df["method_idx"], df["pred_method_idx"])
+    assert macro == pytest.approx((0.8 + 2 / 3 + 0.0) / 3)
+    # macro differs from accuracy: the big "real" class no longer dominates
+    assert macro < attribution_accuracy(df["method_idx"], df["pred_method_idx"])
+
+
+def test_fake_only_attribution():
+    df = _table()
+    # fakes of known generators: 3 faceswap (2 right) + 2 fsgan (0 right) = 2/5
+    got = attribution_fake_accuracy(df["method_idx"], df["pred_method_idx"], df["label"])
+    assert got == pytest.approx(2 / 5)
+
+
+def test_detection_recall_is_per_method_detection():
+    df = _table()
+    rec = detection_recall(df)
+    assert rec == {"real": pytest.approx(4 / 5), "faceswap": 1.0, "fsgan": 0.5, "newgan": 1.0}
+    b = binary_metrics(df["label"], df["p_fake"])
+    assert b["real_recall"] == pytest.approx(4 / 5) and b["fake_recall"] == pytest.approx(5 / 6)
+    assert b["balanced_accuracy"] == pytest.approx((4 / 5 + 5 / 6) / 2)
+
+
+def test_summarise_keys_and_holdout():
+    df = _table()
+    m = summarise(df)
+    assert m["attribution_accuracy"] == pytest.approx(0.6)
+    assert m["attribution_majority_baseline"] == pytest.approx(0.5)
+    assert m["attribution_macro_accuracy"] == pytest.approx((0.8 + 2 / 3) / 3)
+    assert m["attribution_fake_accuracy"] == pytest.approx(0.4)
+    # fakes: 3 faceswap, 2 fsgan -> always "faceswap" scores 3/5
+    assert m["attribution_fake_majority_baseline"] == pytest.approx(0.6)
+    assert set(m["attribution_recall"]) == {"real", "faceswap", "fsgan"}
+    assert set(m["detection_recall"]) == {"real", "faceswap", "fsgan", "newgan"}
+    assert "per_method_recall" not in m and m["n_test"] == 11
+    held = summarise(df, holdout_methods=("fsgan",))
+    assert held["attribution_accuracy"] == pytest.approx(6 / 8)
+    assert held["attribution_fake_accuracy"] == pytest.approx(2 / 3)
+    assert "fsgan" not in held["attribution_recall"] and "fsgan" in held["detection_recall"]
