@@ -123,7 +123,7 @@ def main() -> None:
                     out["projected_gb"][f"FakeAVCeleb ({label_raw})"] = round(
                         pc * cfg.clips_per_video * DATASETS["FakeAVCeleb"] / 1e9, 1)
         path, cfg, per_clip, label = stores[("paper", None)]
-        cpv = out["per_clip"][label]["clips"] / max(1, s.videos - sum(s.skipped.values()))
+        cpv = out["per_clip"][label]["clips"] / max(1, s.videos_ok)
         out["clips_per_video_seen"] = round(cpv, 2)
         print(f"projected at paper ({label}, {cfg.clips_per_video} clips per video, the "
               f"config's maximum; this corpus gave {cpv:.2f}): " +
