@@ -148,9 +148,16 @@ def test_rtvc_voice_is_band_limited(corpus):
             assert fake < real - 15, (method, real, fake)
 
 
+def _box(h: int, y0: int, y1: int, x0: int, x1: int) -> tuple[slice, slice]:
+    """A region given in pixels of a 128 px frame, scaled to a frame of ``h`` px."""
+    r = h / 128
+    return slice(round(y0 * r), round(y1 * r)), slice(round(x0 * r), round(x1 * r))
+
+
 def test_fsgan_leaves_a_checkerboard(corpus):
     def score(method: str, source: str) -> float:
-        f = _frames(_video(corpus, method, source))[:12, 44:84, 46:82]   # inside the face
+        f = _frames(_video(corpus, method, source))
+        f = f[(slice(0, 12), *_box(f.shape[1], 36, 96, 40, 88))]   # inside the face
         return T.checkerboard_score(f.transpose(0, 3, 1, 2))
 
     for source in _meta(corpus).source.unique():
@@ -164,9 +171,11 @@ def test_faceswap_changes_the_inner_face_only(corpus):
         swap = _frames(_video(corpus, "faceswap", source)).astype(float)
         n = min(len(real), len(swap))
         real, swap = real[:n], swap[:n]
-        corner = np.abs(real[:, :20, :20] - swap[:, :20, :20]).mean()
-        cheeks = (slice(None), slice(66, 76), slice(52, 76))
-        neck = (slice(None), slice(111, 116), slice(60, 68))
+        h = real.shape[1]
+        c = _box(h, 0, 20, 0, 20)
+        corner = np.abs(real[:, c[0], c[1]] - swap[:, c[0], c[1]]).mean()
+        cheeks = (slice(None), *_box(h, 66, 76, 52, 76))
+        neck = (slice(None), *_box(h, 111, 116, 60, 68))
         assert corner < 2.0
         assert np.abs(real[neck] - swap[neck]).mean() < 3.0      # surroundings untouched
         # colour of the inner face relative to the (untouched) neck: the tone mismatch
@@ -177,7 +186,8 @@ def test_faceswap_changes_the_inner_face_only(corpus):
 
 def test_wav2lip_mouth_is_low_resolution(corpus):
     def sharpness(method: str, source: str) -> float:
-        f = _frames(_video(corpus, method, source))[:, 80:96, 50:78].mean(-1)
+        f = _frames(_video(corpus, method, source))
+        f = f[(slice(None), *_box(f.shape[1], 80, 96, 50, 78))].mean(-1)
         return float(np.mean([np.abs(cv2.Laplacian(x, cv2.CV_64F)).mean() for x in f]))
 
     for source in _meta(corpus).source.unique():

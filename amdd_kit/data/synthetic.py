@@ -60,7 +60,8 @@ Held-out sets (generators never seen in training, identities never seen in train
 
 Balance: every training identity gets 2 real videos and one video per fake method, so the 7
 attribution classes are balanced except real (2x); real:fake is 1:3 (FakeAVCeleb is ~1:42).
-``size="tiny"``: 24 identities (192 videos, 128x128); ``"standard"``: 250 identities (2,000
+``size="tiny"``: 24 identities (192 videos, 72x72: the face fits the tiny config's 64 px
+crop without resampling); ``"standard"``: 250 identities (2,000
 videos, 224x224). Frame rates are mostly 25 fps (some 29.97 and 24), audio at 16/22.05/44.1/48 kHz,
 some stereo, durations 2-3 s.
 
@@ -94,7 +95,10 @@ log = logging.getLogger(__name__)
 LAYOUTS: tuple[str, ...] = ("fakeavceleb", "lavdf", "dftimit", "dfdm")
 SIZES: dict[str, dict[str, int]] = {
     # identities = training identities; the held-out counts scale with them
-    "tiny": {"identities": 24, "frame": 128, "lavdf_originals": 10, "dftimit_subjects": 4,
+    # tiny frames are 72 px so that the ~50 px face fits a 64 px crop at native scale (no
+    # resampling: the checkerboard and seam reach the model); standard 224 px fits the paper's
+    # 224 px crop the same way (see data/faces.crop_scale)
+    "tiny": {"identities": 24, "frame": 72, "lavdf_originals": 10, "dftimit_subjects": 4,
              "dfdm_reals": 5, "dfdm_per_model": 5},
     "standard": {"identities": 250, "frame": 224, "lavdf_originals": 100, "dftimit_subjects": 16,
                  "dfdm_reals": 20, "dfdm_per_model": 40},
@@ -565,7 +569,7 @@ class SwapStyle:
 
 
 SWAP_STYLES: dict[str, SwapStyle] = {
-    "faceswap": SwapStyle(feather=0.015, tone=0.12),
+    "faceswap": SwapStyle(feather=0.005, tone=0.25),
     "fsgan": SwapStyle(feather=0.08, tone=0.04, blur=0.6, checker=5.0),
     "dftimit-hq": SwapStyle(feather=0.15, inner=0.95, tone=0.03, face_res=128, noise=5.0),
     "dftimit-lq": SwapStyle(feather=0.15, inner=0.95, tone=0.03, face_res=64, noise=5.0),
@@ -713,7 +717,7 @@ def render_video(spec: VideoSpec) -> tuple[np.ndarray, np.ndarray]:
     tint = 1 + (SWAP_STYLES[swap].tone * strength * _unit3(frng) if swap else 0)
     if swap:
         tint = tint * (1 + SWAP_STYLES[swap].tone * strength * 0.5 * frng.choice([-1, 1]))
-    mouth_factor = float(frng.uniform(2.5, 4.0)) * (0.8 + 0.2 * strength)
+    mouth_factor = float(frng.uniform(4.0, 6.0)) * (0.8 + 0.2 * strength)
     bg = background(ident, W, H)
     frames = np.empty((n, H, W, 3), np.uint8)
     for i in range(n):
@@ -1077,7 +1081,7 @@ def make_corpus(out_dir: str | Path, size: str = "tiny", seed: int = 0,
     Args:
         out_dir: where ``fakeavceleb/``, ``lavdf/``, ``dftimit/``, ``dfdm/`` and the marker
             ``.complete.json`` go.
-        size: ``"tiny"`` (24 identities, 128 px, ~270 files, about a minute on 2 cores) or
+        size: ``"tiny"`` (24 identities, 72 px, ~270 files, about a minute on 2 cores) or
             ``"standard"`` (250 identities, 224 px, ~2,600 files).
         seed: corpus seed; the same arguments always give the same files.
         shortcut: ``None`` or ``"leading-silence"`` (fake FakeAVCeleb audio starts silent).
