@@ -34,13 +34,16 @@ __all__ = [
 
 
 # -- offline display and saving -----------------------------------------------------------------
-def setup_offline(renderer: str = "plotly_mimetype+notebook") -> str:
+def setup_offline(renderer: str = "plotly_mimetype") -> str:
     """Make notebook figures work without a CDN; returns the renderer name now in use.
 
-    ``notebook`` embeds plotly.js once into the notebook (it is displayed when the renderer is
-    activated, i.e. in the cell that calls this) and every later figure as HTML: this survives
-    papermill and the nbconvert HTML export. ``plotly_mimetype`` lets JupyterLab / VS Code draw
-    the figure with their own bundled plotly.js. Neither needs network access.
+    ``plotly_mimetype`` (the default) stores each figure as its JSON
+    (``application/vnd.plotly.v1+json``) and lets the front end draw it with its own plotly.js:
+    JupyterLab's bundled plotly extension, VS Code, or :func:`amdd_kit.report.export_html`,
+    which embeds plotly.js once per exported page. Nothing needs the network, and an executed
+    notebook stays small (the ``notebook`` renderer would embed plotly.js, 4.9 MB, into every
+    notebook). Pass ``"plotly_mimetype+notebook"`` for a classic Notebook front end without the
+    plotly extension.
     """
     pio.renderers.default = renderer
     return pio.renderers.default
@@ -187,7 +190,8 @@ def landing_figure(landing: Mapping[str, Mapping[str, float]],
 # -- embedding figures --------------------------------------------------------------------------
 def scatter_2d(df: pd.DataFrame, xy: np.ndarray, color: str = "method",
                hover: Sequence[str] = ("clip_id", "video_id", "method", "identity"),
-               title: str = "", marker_size: int = 7) -> go.Figure:
+               title: str = "", marker_size: int = 7, width: int = 700,
+               height: int = 560) -> go.Figure:
     """A 2-D map (e.g. UMAP) of the rows of ``df``, one trace per value of ``df[color]``.
 
     ``xy``: ``[N, 2]`` coordinates aligned with ``df``'s rows. The row position is kept in each
@@ -207,7 +211,7 @@ def scatter_2d(df: pd.DataFrame, xy: np.ndarray, color: str = "method",
         fig.add_trace(go.Scatter(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=v,
                                  marker=dict(size=marker_size, color=_color(v, i), opacity=0.8),
                                  customdata=custom, hovertemplate=tmpl + "<extra></extra>"))
-    fig.update_layout(title=title, width=640, height=520, legend_title=color,
+    fig.update_layout(title=title, width=width, height=height, legend_title=color,
                       xaxis=dict(showticklabels=False, title=""),
                       yaxis=dict(showticklabels=False, title=""))
     return fig
@@ -219,26 +223,41 @@ def _ordered(values: np.ndarray) -> list[str]:
     return [m for m in METHOD_COLORS if m in uniq] + sorted(uniq - set(METHOD_COLORS))
 
 
+_AXIS_KEYS = ("showticklabels", "autorange", "title", "tickangle", "scaleanchor", "constrain")
+
+
 def side_by_side(figs: Sequence[go.Figure], titles: Sequence[str], title: str = "",
-                 width_each: int = 480, height: int = 480) -> go.Figure:
+                 width_each: int = 560, height: int = 520) -> go.Figure:
     """Put the traces of several single-panel figures next to each other (one row).
 
     Traces with the same name share one legend entry (shown once), so maps coloured by the
-    same column read together.
+    same column read together; unnamed traces (heatmaps) get no legend entry. Each panel keeps
+    its source figure's axis settings (tick labels, reversed y of a heatmap), so class names
+    stay on heatmap axes, and each heatmap's colour bar sits beside its own panel.
     """
-    fig = make_subplots(rows=1, cols=len(figs), subplot_titles=list(titles),
-                        horizontal_spacing=0.04)
+    n = len(figs)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=list(titles),
+                        horizontal_spacing=0.12 if any(
+                            t.type == "heatmap" for f in figs for t in f.data) else 0.04)
     seen: set[str] = set()
     for c, f in enumerate(figs, start=1):
+        xdom = fig.get_subplot(1, c).xaxis.domain
         for t in f.data:
             t = go.Figure(t).data[0]                     # a copy, so ``f`` is left untouched
-            t.legendgroup = t.name
-            t.showlegend = t.name not in seen
-            seen.add(t.name)
+            if t.type == "heatmap":
+                t.showlegend = False
+                t.colorbar = dict(x=xdom[1] + 0.01, len=0.9, thickness=12)
+            else:
+                t.legendgroup = t.name
+                t.showlegend = bool(t.name) and t.name not in seen
+                if t.name:
+                    seen.add(t.name)
             fig.add_trace(t, row=1, col=c)
-        fig.update_xaxes(showticklabels=False, row=1, col=c)
-        fig.update_yaxes(showticklabels=False, row=1, col=c)
-    fig.update_layout(title=title, width=width_each * len(figs), height=height)
+        for ax, src in (("xaxis", f.layout.xaxis), ("yaxis", f.layout.yaxis)):
+            props = {k: src[k] for k in _AXIS_KEYS if src[k] is not None and k != "scaleanchor"}
+            (fig.update_xaxes if ax == "xaxis" else fig.update_yaxes)(row=1, col=c, **props)
+    fig.update_layout(title=title, width=width_each * n, height=height,
+                      showlegend=bool(seen), margin=dict(b=90))
     return fig
 
 
@@ -249,7 +268,8 @@ def distance_heatmap(D: pd.DataFrame, title: str = "Centroid distances") -> go.F
                                text=[[f"{v:.2f}" for v in row] for row in D.to_numpy()],
                                texttemplate="%{text}",
                                hovertemplate="%{y} - %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_layout(title=title, yaxis=dict(autorange="reversed"), width=600, height=540)
+    fig.update_layout(title=title, xaxis=dict(showticklabels=True, tickangle=-40),
+                      yaxis=dict(autorange="reversed", showticklabels=True), width=600, height=540)
     return fig
 
 
@@ -307,12 +327,15 @@ def _hwc(frame: np.ndarray) -> np.ndarray:
 
 def frames_mel_figure(frames: np.ndarray, mel: np.ndarray, title: str = "",
                       heat: np.ndarray | None = None, mel_heat: np.ndarray | None = None,
-                      max_frames: int = 8) -> go.Figure:
-    """One clip: a strip of face frames above its log-mel spectrogram.
+                      max_frames: int = 8, width: int | None = None,
+                      mel_height: int = 150) -> go.Figure:
+    """One clip: its face frames in one row (true aspect), its log-mel spectrogram below.
 
-    ``frames`` uint8 ``[T,3,H,W]``; ``mel`` ``[n_mels,S]``. Optional ``heat`` ``[T,H,W]`` (0..1,
-    e.g. Grad-CAM) is blended over the frames, and ``mel_heat`` ``[n_mels,S]`` (0..1, e.g.
-    occlusion saliency) is drawn as a second spectrogram panel below the mel.
+    ``frames`` uint8 ``[T,3,H,W]``; ``mel`` ``[n_mels,S]``. At most ``max_frames`` frames are
+    shown (evenly strided). Optional ``heat`` ``[T,H,W]`` (0..1, e.g. Grad-CAM) is blended over
+    the frames, and ``mel_heat`` ``[n_mels,S]`` (0..1, e.g. occlusion saliency) is drawn as a
+    second spectrogram panel below the mel. The figure height is computed from ``width`` so
+    the frame row has the frames' own aspect ratio (no letterboxing, no stretching).
     """
     frames = np.asarray(frames)
     T = frames.shape[0]
@@ -320,28 +343,36 @@ def frames_mel_figure(frames: np.ndarray, mel: np.ndarray, title: str = "",
     shown = list(range(0, T, step))
     n_cols = len(shown)
     n_rows = 3 if mel_heat is not None else 2          # frames / mel / (saliency)
+    h_img, w_img = _hwc(frames[0]).shape[:2]
+    width = width or max(90 * n_cols + 40, 560)
+    margin = dict(l=20, r=20, t=60 if title else 20, b=30)
+    hspace, gap = 0.01, 30
+    col_px = (width - margin["l"] - margin["r"]) * (1 - hspace * (n_cols - 1)) / n_cols
+    frame_px = col_px * h_img / w_img
+    plot_h = frame_px + (mel_height + gap) * (n_rows - 1)
     specs = [[{} for _ in range(n_cols)]] + \
         [[{"colspan": n_cols}] + [None] * (n_cols - 1) for _ in range(n_rows - 1)]
     fig = make_subplots(rows=n_rows, cols=n_cols, specs=specs,
-                        row_heights=[0.4] + [0.6 / (n_rows - 1)] * (n_rows - 1),
-                        vertical_spacing=0.06, horizontal_spacing=0.01)
-    mel_pos = [(2, 1), (3, 1)]
+                        row_heights=[frame_px] + [mel_height] * (n_rows - 1),
+                        vertical_spacing=gap / plot_h, horizontal_spacing=hspace)
     for c, t in enumerate(shown, start=1):
         img = overlay_heatmap(frames[t], heat[t]) if heat is not None else _hwc(frames[t])
-        fig.add_trace(go.Image(z=img, hovertemplate=f"frame {t}<extra></extra>"), row=1, col=c)
+        fig.add_trace(go.Image(z=img, name=f"frame {t}",
+                               hovertemplate=f"frame {t}<extra></extra>"), row=1, col=c)
         fig.update_xaxes(showticklabels=False, row=1, col=c)
         fig.update_yaxes(showticklabels=False, row=1, col=c)
     mel = np.asarray(mel, dtype=np.float32)
-    fig.add_trace(go.Heatmap(z=mel, colorscale="Magma", showscale=False,
+    fig.add_trace(go.Heatmap(z=mel, colorscale="Magma", showscale=False, name="log-mel",
                              hovertemplate="mel bin %{y}<br>column %{x}<br>%{z:.2f}"
                                            "<extra>log-mel</extra>"),
-                  row=mel_pos[0][0], col=mel_pos[0][1])
+                  row=2, col=1)
+    fig.update_yaxes(title_text="mel bin", row=2, col=1)
     if mel_heat is not None:
         fig.add_trace(go.Heatmap(z=np.asarray(mel_heat, dtype=np.float32), colorscale="Inferno",
-                                 zmin=0, zmax=1, showscale=False,
+                                 zmin=0, zmax=1, showscale=False, name="saliency",
                                  hovertemplate="mel bin %{y}<br>column %{x}<br>%{z:.2f}"
                                                "<extra>saliency</extra>"),
-                      row=mel_pos[1][0], col=mel_pos[1][1])
-    fig.update_layout(title=title, width=max(120 * n_cols, 480), height=300 + 130 * (n_rows - 1),
-                      margin=dict(l=20, r=20, t=60 if title else 20, b=20))
+                      row=3, col=1)
+    fig.update_layout(title=title, width=width, showlegend=False, margin=margin,
+                      height=int(round(plot_h + margin["t"] + margin["b"])))
     return fig

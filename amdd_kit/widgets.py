@@ -12,6 +12,14 @@ ids, click a point to see that clip's frames and log-mel beside the map. The obs
 ipywidgets observers: setting ``ex.space.value = "audio"`` in code redraws the map exactly like a
 click on the dropdown does, and :meth:`EmbeddingExplorer.select` shows a clip by row number
 (what a click calls), so the explorer can be driven without a browser.
+
+How the figures stay right in a browser: both ``FigureWidget``s are built *with* their content
+(``go.FigureWidget(fig)``), so a page that (re)connects receives the full picture, and every
+later change restyles the existing traces inside ``batch_update()`` (one message per change):
+the map holds one trace per colour value of the most varied colouring (unused ones are hidden),
+and the clip view holds one image trace per frame and one heatmap for the log-mel, laid out
+once from the store's clip shape. Neither the traces nor the layout are ever replaced, which
+would lose the subplot domains in the browser and show blank axes after a reload.
 """
 from __future__ import annotations
 
@@ -78,21 +86,26 @@ class EmbeddingExplorer:
         self._coords: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in (coords or {}).items()}
         colors = [c for c in COLOR_BY if c in self.df.columns]
         self.selected: int | None = None
+        #: map traces: one per value of the most varied colour column (the rest hidden)
+        self.n_traces = max(self.df[c].astype(str).nunique() for c in colors)
 
         self.space = w.Dropdown(options=self.spaces, value=self.spaces[0], description="space")
         self.color = w.Dropdown(options=colors, value=colors[0], description="colour by")
         self.live = live
         Fig = go.FigureWidget if live else go.Figure
-        self.fig = Fig()
-        self.detail = Fig(layout=dict(width=520, height=380,
-                                      title="click a point to see its clip"))
-        self.info = w.HTML(value="")
+        self.fig = Fig(self._padded(self._scatter()))
+        self.detail = Fig(self._placeholder())
+        self.info = w.HTML(value="<i>Click a point on the map: its ids appear here and its "
+                                 "frames and log-mel below.</i>")
         self.space.observe(self._on_change, names="value")
         self.color.observe(self._on_change, names="value")
-        self.widget = w.VBox([w.HBox([self.space, self.color]),
-                              w.HBox([self.fig, w.VBox([self.info, self.detail])])]) if live \
-            else w.HBox([self.space, self.color])
-        self._redraw()
+        if live:
+            for trace in self.fig.data:
+                trace.on_click(self._on_click)
+            self.widget = w.VBox([w.HBox([self.space, self.color]), self.fig, self.info,
+                                  self.detail])
+        else:
+            self.widget = w.HBox([self.space, self.color])
 
     # -- data ------------------------------------------------------------------------------
     def coords(self, space: str) -> np.ndarray:
@@ -102,21 +115,44 @@ class EmbeddingExplorer:
             self._coords[space] = geometry.umap_2d(X, seed=self.seed, n_neighbors=self.n_neighbors)
         return self._coords[space]
 
+    def _clip_shape(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """``(frames [T,3,H,W], mel [n_mels,S])`` shapes of the store's clips, or None."""
+        if self.store is None:
+            return None
+        return tuple(self.store.frames.shape[1:]), tuple(self.store.mels.shape[1:])
+
     # -- drawing ---------------------------------------------------------------------------
     def _scatter(self) -> go.Figure:
         space, color = self.space.value, self.color.value
         return scatter_2d(self.df, self.coords(space), color=color,
                           title=f"{space} space (UMAP), coloured by {color}")
 
+    def _padded(self, fig: go.Figure) -> go.Figure:
+        """``fig`` with hidden empty traces appended up to :attr:`n_traces`."""
+        for _ in range(self.n_traces - len(fig.data)):
+            fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="", visible=False,
+                                     showlegend=False))
+        return fig
+
+    def visible_traces(self) -> list:
+        """The map traces currently shown (one per colour value)."""
+        return [t for t in self.fig.data if t.visible is not False]
+
     def _redraw(self) -> None:
+        """Restyle the existing map traces for the current space and colouring (in place)."""
         new = self._scatter()
-        self.fig.data = []
         with self.fig.batch_update():
-            self.fig.add_traces(list(new.data))
-            self.fig.layout = new.layout
-        if self.live:
-            for trace in self.fig.data:
-                trace.on_click(self._on_click)
+            for i, trace in enumerate(self.fig.data):
+                if i < len(new.data):
+                    src = new.data[i]
+                    trace.update(x=src.x, y=src.y, name=src.name, marker=src.marker,
+                                 customdata=src.customdata, hovertemplate=src.hovertemplate,
+                                 visible=True, showlegend=True)
+                else:
+                    trace.update(x=[], y=[], name="", customdata=None, visible=False,
+                                 showlegend=False)
+            self.fig.layout.title.text = new.layout.title.text
+            self.fig.layout.legend.title.text = self.color.value
 
     def _on_change(self, change: dict) -> None:
         self._redraw()
@@ -127,8 +163,26 @@ class EmbeddingExplorer:
         if inds:
             self.select(int(trace.customdata[inds[0]][0]))
 
+    def _placeholder(self) -> go.Figure:
+        """The clip view before any click: grey frames and an empty mel, laid out once."""
+        shapes = self._clip_shape()
+        if shapes is None:
+            return go.Figure(layout=dict(
+                width=560, height=160, title="Click a point on the map to see its ids above "
+                "(no clip store given, so no frames)",
+                xaxis=dict(visible=False), yaxis=dict(visible=False)))
+        (T, _, H, W), mel_shape = shapes
+        fig = frames_mel_figure(np.full((T, 3, H, W), 235, np.uint8),
+                                np.zeros(mel_shape, np.float32), max_frames=T,
+                                title=f"Click a point on the map: that clip's {T} frames "
+                                      "(top) and log-mel (bottom) appear here")
+        return fig
+
     def select(self, row: int) -> None:
-        """Show the clip of table row ``row``: its ids, and frames + mel when a store is given."""
+        """Show the clip of table row ``row``: its ids, and frames + mel when a store is given.
+
+        The clip view's traces are restyled in place (new pixels, new mel, new title).
+        """
         if not 0 <= row < len(self.df):
             raise IndexError(f"row {row} outside the table (0..{len(self.df) - 1})")
         self.selected = row
@@ -136,27 +190,35 @@ class EmbeddingExplorer:
         keys = [k for k in ("clip_id", "video_id", "identity", "method", "pred_method", "p_fake",
                             "path") if k in r.index]
         self.info.value = "<br>".join(f"<b>{k}</b>: {html.escape(str(r[k]))}" for k in keys)
-        fig = self._clip_figure(r)
-        self.detail.data = []
-        with self.detail.batch_update():
-            self.detail.add_traces(list(fig.data))
-            self.detail.layout = fig.layout
-
-    def _clip_figure(self, r: pd.Series) -> go.Figure:
         title = f"clip {r.get('clip_id', '?')}: {r.get('method', '?')}"
+        if "pred_method" in r.index:
+            title += f" (predicted {r['pred_method']})"
+        clip = self._clip(r)
+        with self.detail.batch_update():
+            if clip is None:
+                suffix = " (no store given: ids only)" if self.store is None \
+                    else " (not in this store)"
+                self.detail.layout.title.text = title + suffix
+                return
+            frames, mel = clip
+            images = [t for t in self.detail.data if t.type == "image"]
+            for t, trace in enumerate(images):
+                trace.z = frames[t].transpose(1, 2, 0)
+            heat = [t for t in self.detail.data if t.type == "heatmap"][0]
+            heat.z = mel
+            self.detail.layout.title.text = title
+
+    def _clip(self, r: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(frames [T,3,H,W] uint8, mel [n_mels,S] float32)`` of a table row, or None."""
         if self.store is None or "clip_id" not in r.index:
-            return go.Figure(layout=dict(title=title + " (no store given: ids only)",
-                                         width=520, height=380))
-        m = self.store.manifest
-        hits = np.flatnonzero(m["clip_id"].to_numpy() == r["clip_id"])
+            return None
+        hits = np.flatnonzero(self.store.manifest["clip_id"].to_numpy() == r["clip_id"])
         if len(hits) == 0:
             log.warning("clip_id %s is not in the store", r["clip_id"])
-            return go.Figure(layout=dict(title=title + " (not in this store)"))
+            return None
         i = int(hits[0])
-        fig = frames_mel_figure(np.asarray(self.store.frames[i]),
-                                np.asarray(self.store.mels[i], dtype=np.float32), title=title)
-        fig.update_layout(width=520, height=380)
-        return fig
+        return (np.asarray(self.store.frames[i]),
+                np.asarray(self.store.mels[i], dtype=np.float32))
 
     # -- output ----------------------------------------------------------------------------
     def show(self):
@@ -172,4 +234,5 @@ class EmbeddingExplorer:
 
     def static_figure(self) -> go.Figure:
         """A plain (non-widget) copy of the current map, for papermill runs and HTML export."""
-        return go.Figure(self.fig)
+        return go.Figure(data=[go.Figure(t).data[0] for t in self.visible_traces()],
+                         layout=self.fig.layout)

@@ -201,7 +201,7 @@ def test_06_ablations_and_cad(series):
 
 
 def test_07_retraining_report_renders_offline_in_chromium(series):
-    from amdd_kit import browser as B
+    import browser as B
     from amdd_kit.report import external_resources, load_registry, run_series
     run = series.run("05")
     series.run("04")

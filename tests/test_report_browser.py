@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from amdd_kit import browser as B
+import browser as B
 from amdd_kit.report import export_html, external_resources
 
 pytestmark = pytest.mark.browser

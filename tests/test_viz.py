@@ -40,8 +40,9 @@ def test_save_figure_writes_offline_html_and_creates_folders(tmp_path):
     solo = viz.save_figure(fig, tmp_path / "solo.html", standalone=True)
     assert len(solo.read_text()) > 1_000_000                # plotly.js embedded in the file
     assert not (tmp_path / "plotly.min.js").exists()
-    assert viz.setup_offline() == "plotly_mimetype+notebook"
-    assert pio.renderers.default == "plotly_mimetype+notebook"
+    # figures travel as JSON and are drawn by the front end's plotly.js: no 4.9 MB per notebook
+    assert viz.setup_offline() == "plotly_mimetype"
+    assert pio.renderers.default == "plotly_mimetype"
 
 
 def test_roc_and_confusion_and_recall_figures_hold_the_numbers():
@@ -124,7 +125,8 @@ def test_explorer_redraws_when_dropdowns_are_set_in_code_and_shows_clicked_clip(
     monkeypatch.setattr(Wd.geometry, "umap_2d", fake_umap)
     ex = Wd.EmbeddingExplorer(df, store=FakeStore(df), coords={"shared": rng.normal(size=(24, 2))})
     assert calls == []                                      # precomputed map reused
-    assert [t.name for t in ex.fig.data] == ["real", "rtvc", "fsgan", "wav2lip"]
+    assert [t.name for t in ex.visible_traces()] == ["real", "rtvc", "fsgan", "wav2lip"]
+    n_traces, n_detail = len(ex.fig.data), len(ex.detail.data)
     x_before = np.concatenate([t.x for t in ex.fig.data])
 
     ex.space.value = "audio"                                # as if picked in the dropdown
@@ -134,7 +136,9 @@ def test_explorer_redraws_when_dropdowns_are_set_in_code_and_shows_clicked_clip(
     assert "audio" in ex.fig.layout.title.text
 
     ex.color.value = "correctness"
-    assert sorted(t.name for t in ex.fig.data) == ["correct", "wrong"]
+    assert sorted(t.name for t in ex.visible_traces()) == ["correct", "wrong"]
+    assert len(ex.fig.data) == n_traces                     # restyled in place, not refilled
+    assert [t.showlegend for t in ex.fig.data if t.visible is False] == [False] * (n_traces - 2)
     wrong = [t for t in ex.fig.data if t.name == "wrong"][0]
     assert len(wrong.x) == int((df.pred_method != df.method).sum())
     ex.space.value = "shared"
@@ -148,12 +152,15 @@ def test_explorer_redraws_when_dropdowns_are_set_in_code_and_shows_clicked_clip(
     assert str(df.clip_id[row]) in ex.info.value
     kinds = [t.type for t in ex.detail.data]
     assert kinds.count("image") == 4 and "heatmap" in kinds
+    assert len(ex.detail.data) == n_detail
     assert str(df.clip_id[row]) in ex.detail.layout.title.text
+    store_row = int(np.flatnonzero(ex.store.manifest.clip_id == df.clip_id[row])[0])
+    assert np.array_equal(ex.detail.data[2].z, ex.store.frames[store_row, 2].transpose(1, 2, 0))
     ex._on_click(wrong, types.SimpleNamespace(point_inds=[]), None)   # empty click: no change
     assert ex.selected == row
 
     static = ex.static_figure()
-    assert len(static.data) == len(ex.fig.data) and type(static).__name__ == "Figure"
+    assert len(static.data) == len(ex.visible_traces()) and type(static).__name__ == "Figure"
     with pytest.raises(IndexError):
         ex.select(999)
 
@@ -179,6 +186,54 @@ def test_side_by_side_shares_the_legend():
     assert [t.showlegend for t in fig.data] == [True] * 4 + [False] * 4
     assert {t.xaxis for t in fig.data} == {"x", "x2"}
     assert a.data[0].showlegend is None                    # the inputs are not modified
+    assert fig.layout.width >= 1000                        # two maps of a readable size
+
+
+def test_side_by_side_heatmaps_keep_class_names_and_no_stray_legend():
+    D = pd.DataFrame([[0, 0.3], [0.3, 0]], index=["real", "fsgan"], columns=["real", "fsgan"])
+    fig = viz.side_by_side([viz.distance_heatmap(D), viz.distance_heatmap(2 * D)], ["a", "b"])
+    assert [t.showlegend for t in fig.data] == [False, False]   # no "trace 0" entries
+    assert fig.layout.showlegend is False
+    for ax in (fig.layout.xaxis, fig.layout.xaxis2, fig.layout.yaxis, fig.layout.yaxis2):
+        assert ax.showticklabels is not False
+    assert fig.layout.yaxis.autorange == "reversed" == fig.layout.yaxis2.autorange
+    assert list(fig.data[0].x) == ["real", "fsgan"]
+    bars = [t.colorbar.x for t in fig.data]                 # each colour bar by its own panel
+    assert bars[0] < fig.layout.xaxis2.domain[0] < bars[1]
+
+
+def test_frames_mel_figure_keeps_the_frame_aspect():
+    fig = viz.frames_mel_figure(np.zeros((8, 3, 48, 64), np.uint8), np.zeros((64, 40)),
+                                width=800, max_frames=8)
+    L = fig.layout
+    plot_w = L.width - L.margin.l - L.margin.r
+    plot_h = L.height - L.margin.t - L.margin.b
+    dx, dy = L.xaxis.domain, L.yaxis.domain
+    frame_w, frame_h = (dx[1] - dx[0]) * plot_w, (dy[1] - dy[0]) * plot_h
+    assert frame_h / frame_w == pytest.approx(48 / 64, rel=0.02)
+    assert L.yaxis.domain[0] > L.yaxis9.domain[1]          # one row of frames, mel below
+    assert {L[f"yaxis{i}"].domain for i in range(2, 9)} == {L.yaxis.domain}
+
+
+def test_live_explorer_widgets_carry_their_content_and_keep_their_layout():
+    df = embeddings_table()
+    rng = np.random.default_rng(0)
+    coords = {s: rng.normal(size=(24, 2)) for s in ("shared", "visual", "audio")}
+    ex = Wd.EmbeddingExplorer(df, store=FakeStore(df), coords=coords)
+    assert type(ex.fig).__name__ == "FigureWidget"
+    # what a newly connected browser receives: the traces, not an empty figure
+    assert len(ex.fig._data) == ex.n_traces and len(ex.fig._data[0]["x"]) > 0
+    assert len(ex.detail._data) == 5                       # 4 placeholder frames + the mel
+    assert "Click a point" in ex.detail.layout.title.text
+    domains = [ex.detail.layout[f"xaxis{i if i > 1 else ''}"].domain for i in range(1, 6)]
+    ex.space.value = "visual"
+    ex.select(5)
+    ex.color.value = "identity"
+    ex.select(7)
+    assert domains == [ex.detail.layout[f"xaxis{i if i > 1 else ''}"].domain
+                       for i in range(1, 6)]
+    assert len(ex.fig.data) == ex.n_traces and len(ex.detail.data) == 5
+    assert sorted(t.name for t in ex.visible_traces()) == ["id0", "id1", "id2"]
 
 
 def test_explorer_without_live_widgets_still_follows_the_dropdowns():
@@ -188,7 +243,7 @@ def test_explorer_without_live_widgets_still_follows_the_dropdowns():
     ex = Wd.EmbeddingExplorer(df, store=FakeStore(df), coords=coords, live=False)
     assert type(ex.fig).__name__ == "Figure"
     ex.space.value = "visual"
-    assert np.allclose(np.sort(np.concatenate([t.x for t in ex.fig.data])),
+    assert np.allclose(np.sort(np.concatenate([t.x for t in ex.visible_traces()])),
                        np.sort(coords["visual"][:, 0]))
     ex.select(3)
     assert [t.type for t in ex.detail.data].count("image") == 4

@@ -1,4 +1,5 @@
-"""Open an exported report in headless Chromium: rendered DOM, screenshot, network check.
+"""Test helper, not part of the package: open a page in headless Chromium (rendered DOM,
+screenshot, network check); :func:`ensure_chromium` installs Debian's ``chromium`` when missing.
 
 Used by the browser tests (``pytest -m browser``) to prove a report renders offline: the plotly
 figures must have drawn their SVG, and the page must not try to reach the network.
