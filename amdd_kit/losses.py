@@ -14,10 +14,21 @@ in the batch.
 * Eq. 3 contrastive, symmetric InfoNCE over the real clips of the batch:
   ``S_ij = cos(z^v_i, z^a_j) / tau``,
   ``L_con = 1/2 [CE(S, diag) + CE(S^T, diag)]`` (row i's positive is column i).
-* Eq. 4 CMFFC (cross-modal forensic fingerprint consistency), per class ``c`` in the batch:
-  ``L_c = 1 - cos(mu^v_c, mu^a_c)
-  + mean_{i in c} 1/2 [(1 - cos(f^v_i, mu^a_c)) + (1 - cos(f^a_i, mu^v_c))]``,
-  ``L_cmffc = mean_c L_c``.
+* Eq. 4 CMFFC (cross-modal forensic fingerprint consistency). Each generator leaves a trace
+  in each modality, factorised from ``method`` (``config.METHOD_TRACES``): visual trace
+  ``v(m)`` in ``VISUAL_TRACES`` (``none`` for a real video), audio trace ``a(m)`` in
+  ``AUDIO_TRACES`` (``none`` for real audio). With cosine-prototype logits
+  ``g^v = s cos(f^v, P^v)``, ``g^a = s cos(f^a, P^a)`` (learned prototypes, scale ``s``):
+  ``L_id = 1/2 [CE(g^v, v(m)) + CE(g^a, a(m))]`` -- each fingerprint identifies its own
+  modality's trace; and the two traces must agree with the generator the fused head names:
+  ``q(c) ∝ softmax(g^v)_{v(c)} softmax(g^a)_{a(c)}`` (the generators consistent with both
+  fingerprints), ``L_agree = 1/2 [KL(q || p) + KL(p || q)]``, ``p = softmax(attr_logits)``.
+  ``L_cmffc = L_id + L_agree``. Why not "visual centroid = audio centroid" per class (the first
+  reading)? Constant fingerprints ``f^v = f^a = u`` satisfy it exactly, and on FakeAVCeleb it is
+  ill posed: real, faceswap and fsgan share the real audio, so their audio fingerprints cannot
+  differ, and chaining "visual centroid = audio centroid" over classes pulls every class to
+  one point. Here a collapse scores ``L_id >= H(v) + H(a)`` (the label entropies), and an
+  untouched modality has a well-defined target (``none``).
 * Eq. 5 centroid regularisation of the shared embedding ``e_i`` (L2-normalised):
   ``L_cent = mean_i ||e_i - mu_{m_i}||^2 + mean_{c<c'} max(0, margin - ||mu_c - mu_c'||)``.
 * Eq. 6 total: ``L = w_det L_det + w_attr L_attr + w_con L_con + w_cmffc L_cmffc
@@ -26,12 +37,17 @@ in the batch.
 CAD (Du et al., 2025), our reading (DESIGN.md "CAD"):
 
 * Eq. 7 agreement: ``L_kl = 1/2 [KL(P_v || P_a) + KL(P_a || P_v)]`` between the visual and
-  audio teachers' predictions (detection as a 2-class distribution, plus attribution).
-* Eq. 8 distillation: ``L_distill = tau^2 KL(softmax(t / tau) || softmax(s / tau))`` from each
-  (detached, stop-gradient) unimodal teacher ``t`` to the fused student ``s``, averaged over the
-  two teachers, for detection and attribution; optional feature distillation
-  ``1 - cos(sync_v, sg(z_v))`` (and audio), weight ``w_cad_feat``.
-* the teachers themselves are trained with Eq. 1 + Eq. 2 on the clip labels (``w_cad_teacher``).
+  audio teachers' real/fake predictions, on **in-sync (real) clips only**: there lips and speech
+  tell the same story; a fake clip's modalities may rightly disagree (a faceswap's audio is real).
+* Eq. 8 distillation: ``L_distill = tau^2 KL(softmax(t / tau) || softmax(s / tau))`` from the
+  (detached, stop-gradient) teachers to the fused student, for detection (teacher: the clip is
+  fake when either modality is, ``P(fake) = 1 - (1 - p_v)(1 - p_a)``) and attribution (teacher:
+  the generators consistent with both teachers' traces, as in Eq. 4's ``q``); optional feature
+  distillation ``1 - cos(sync_v, sg(z_v))`` (and audio), weight ``w_cad_feat``.
+* the teachers themselves learn **their own modality's labels** (``w_cad_teacher``): the
+  visual teacher Eq. 1 on ``video_fake`` plus CE on the visual trace, the audio teacher Eq. 1 on
+  ``audio_fake`` plus CE on the audio trace (the visual teacher is never asked to detect a
+  cloned voice it cannot see).
 
 All terms are computed in float32 with autocast disabled, so they stay finite under bf16/fp16
 training.
@@ -42,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config, LossConfig
+from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config, LossConfig
 
 AMDD_TERMS = ("det", "attr", "con", "cmffc", "cent")
 CAD_TERMS = ("teacher", "kl", "distill", "feat")
@@ -156,28 +172,64 @@ def info_nce(z_v: torch.Tensor, z_a: torch.Tensor, temperature: float = 0.1,
     return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target))
 
 
-def cmffc_loss(f_v: torch.Tensor, f_a: torch.Tensor, classes: torch.Tensor,
-               ignore_index: int = -1) -> torch.Tensor:
-    """Eq. 4, cross-modal forensic fingerprint consistency over fingerprints ``[B,d_f]``.
+def _trace_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index tables ``[C]``: visual and audio trace index of each attribution class."""
+    v = [VISUAL_TRACES.index(METHOD_TRACES[m][0]) for m in METHODS]
+    a = [AUDIO_TRACES.index(METHOD_TRACES[m][1]) for m in METHODS]
+    return torch.tensor(v, device=device), torch.tensor(a, device=device)
 
-    For every class ``c`` present (``classes`` ``[B]``, ``ignore_index`` rows left out): the
-    visual and audio class centroids must point the same way (``1 - cos``), and each sample's
-    fingerprint is pulled to the *other* modality's centroid. 0 when, in every class, all
-    visual and audio fingerprints point the same way; grows as the modalities rotate apart.
+
+def trace_targets(method_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Visual and audio trace labels ``[B]`` of generator classes ``method_idx`` ``[B]``
+    (``-1``, an unknown generator, stays ``-1``)."""
+    method_idx = _plain(method_idx).long()
+    tv, ta = _trace_tables(method_idx.device)
+    safe = method_idx.clamp(min=0)
+    unknown = method_idx < 0
+    return (torch.where(unknown, -1, tv[safe]), torch.where(unknown, -1, ta[safe]))
+
+
+def method_log_probs_from_traces(trace_logits_v: torch.Tensor, trace_logits_a: torch.Tensor
+                                 ) -> torch.Tensor:
+    """Generator log-probabilities ``[B,C]`` implied by both traces' posteriors.
+
+    ``log q(c) = log softmax(g^v)_{v(c)} + log softmax(g^a)_{a(c)}``, renormalised over the
+    ``C`` generators (only trace pairs that some generator makes get mass).
     """
-    f_v, f_a, classes = _plain(f_v), _plain(f_a), _plain(classes).long()
-    valid = classes != ignore_index
+    lv = F.log_softmax(_plain(trace_logits_v).float(), dim=-1)
+    la = F.log_softmax(_plain(trace_logits_a).float(), dim=-1)
+    tv, ta = _trace_tables(lv.device)
+    joint = lv[:, tv] + la[:, ta]
+    return joint - torch.logsumexp(joint, dim=-1, keepdim=True)
+
+
+def cmffc_loss(trace_logits_v: torch.Tensor, trace_logits_a: torch.Tensor,
+               attr_logits: torch.Tensor, method_idx: torch.Tensor,
+               ignore_index: int = -1) -> torch.Tensor:
+    """Eq. 4, CMFFC: each fingerprint identifies its own trace, and the traces agree with the
+    fused attribution.
+
+    Args:
+        trace_logits_v: ``[B,K_v]`` visual fingerprint's trace logits (``VISUAL_TRACES``).
+        trace_logits_a: ``[B,K_a]`` audio fingerprint's trace logits (``AUDIO_TRACES``).
+        attr_logits: ``[B,C]`` the fused attribution head's logits (``METHODS``).
+        method_idx: ``[B]`` generator class, ``ignore_index`` rows left out.
+
+    Returns:
+        ``L_id + L_agree`` (module docstring). Collapsed fingerprints pay at least the entropy
+        of the trace labels in ``L_id``; 0 only when both fingerprints name their traces with
+        certainty and the fused head names the one generator that makes both.
+    """
+    tv, ta = _plain(trace_logits_v), _plain(trace_logits_a)
+    attr, method_idx = _plain(attr_logits), _plain(method_idx).long()
+    valid = method_idx != ignore_index
     if not bool(valid.any()):
-        return _zero(f_v, f_a)
-    fv = F.normalize(f_v[valid].float(), dim=-1)
-    fa = F.normalize(f_a[valid].float(), dim=-1)
-    mu_v, inv, onehot, counts = _class_means(fv, classes[valid])
-    mu_a, _, _, _ = _class_means(fa, classes[valid])
-    align = 1.0 - F.cosine_similarity(mu_v, mu_a, dim=-1)                     # [K]
-    pull = 0.5 * ((1.0 - F.cosine_similarity(fv, mu_a[inv], dim=-1))
-                  + (1.0 - F.cosine_similarity(fa, mu_v[inv], dim=-1)))      # [n]
-    pull_per_class = onehot.t() @ pull / counts                              # [K]
-    return (align + pull_per_class).mean()
+        return _zero(tv, ta, attr)
+    tv, ta, attr, m = tv[valid].float(), ta[valid].float(), attr[valid].float(), method_idx[valid]
+    y_v, y_a = trace_targets(m)
+    ident = 0.5 * (F.cross_entropy(tv, y_v) + F.cross_entropy(ta, y_a))
+    agree = _sym_kl(method_log_probs_from_traces(tv, ta), F.log_softmax(attr, dim=-1))
+    return ident + agree
 
 
 def centroid_loss(emb: torch.Tensor, classes: torch.Tensor, margin: float = 1.0,
@@ -317,15 +369,6 @@ class AMDDLoss(nn.Module):
         batch: dict[str, torch.Tensor] = {}       # scalar terms
         n_known = (method_idx != -1).sum().clamp(min=1)
 
-        def supervised(det, attr) -> torch.Tensor:   # w_det Eq. 1 + w_attr Eq. 2 per clip, [B]
-            x = det_logit.new_zeros(B, dtype=torch.float32)
-            if w["det"]:
-                x = x + w["det"] * binary_focal_loss(det, label, c.focal_gamma, self.alpha,
-                                                     reduction="none")
-            if w["attr"]:
-                x = x + w["attr"] * attribution_ce(attr, method_idx, reduction="none") * B / n_known
-            return x
-
         if w["det"]:
             per_clip["det"] = binary_focal_loss(det_logit, label, c.focal_gamma, self.alpha,
                                                 reduction="none")
@@ -335,22 +378,33 @@ class AMDDLoss(nn.Module):
         if w["con"]:
             batch["con"] = info_nce(out["z_v"], out["z_a"], c.temperature, mask=label == 0)
         if w["cmffc"]:
-            batch["cmffc"] = cmffc_loss(out["f_v"], out["f_a"], method_idx)
+            batch["cmffc"] = cmffc_loss(out["trace_logits_v"], out["trace_logits_a"],
+                                        out["attr_logits"], method_idx)
         if w["cent"]:
             batch["cent"] = centroid_loss(out["embedding"], method_idx, c.centroid_margin)
         if is_cad:
-            if w["teacher"] and (w["det"] or w["attr"]):
-                per_clip["teacher"] = 0.5 * (
-                    supervised(out["det_logit_v"], out["attr_logits_v"])
-                    + supervised(out["det_logit_a"], out["attr_logits_a"]))
+            y_v, y_a = trace_targets(method_idx)
+            known = (method_idx != -1).float()
+            if w["teacher"]:
+                teach = det_logit.new_zeros(B, dtype=torch.float32)
+                for m, y in (("v", y_v), ("a", y_a)):
+                    fake = (y > 0).float()  # trace "none" (index 0) = this modality is real
+                    teach = teach + known * binary_focal_loss(out[f"det_logit_{m}"], fake,
+                                                              c.focal_gamma, None, "none")
+                    teach = teach + attribution_ce(out[f"trace_logits_{m}"], y,
+                                                   reduction="none") * B / n_known
+                per_clip["teacher"] = 0.5 * teach
             if w["kl"]:
-                batch["kl"] = cad_kl(out["det_logit_v"], out["det_logit_a"],
-                                     out["attr_logits_v"], out["attr_logits_a"])
+                batch["kl"] = cad_kl(out["det_logit_v"], out["det_logit_a"], mask=label == 0)
             if w["distill"]:
-                batch["distill"] = 0.5 * sum(
-                    cad_distill(det_logit, out[f"det_logit_{m}"], c.cad_tau)
-                    + cad_distill(out["attr_logits"], out[f"attr_logits_{m}"], c.cad_tau)
-                    for m in ("v", "a"))
+                p_v = torch.sigmoid(_plain(out["det_logit_v"]).float().detach())
+                p_a = torch.sigmoid(_plain(out["det_logit_a"]).float().detach())
+                p_fake = (1 - (1 - p_v) * (1 - p_a)).clamp(1e-6, 1 - 1e-6)
+                det_t = torch.log(p_fake) - torch.log1p(-p_fake)         # back to a logit
+                attr_t = method_log_probs_from_traces(out["trace_logits_v"].detach(),
+                                                      out["trace_logits_a"].detach())
+                batch["distill"] = (cad_distill(det_logit, det_t, c.cad_tau)
+                                    + cad_distill(out["attr_logits"], attr_t, c.cad_tau))
             if w["feat"]:
                 batch["feat"] = 0.5 * (cad_feature_distill(out["sync_v"], out["z_v"])
                                        + cad_feature_distill(out["sync_a"], out["z_a"]))

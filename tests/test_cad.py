@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from amdd_kit import losses
-from amdd_kit.config import get_config
+from amdd_kit.config import AUDIO_TRACES, METHODS, VISUAL_TRACES, get_config
 from amdd_kit.losses import build_loss
 from amdd_kit.models import CAD, build_model
 
-CAD_EXTRA = {"det_logit_v", "det_logit_a", "attr_logits_v", "attr_logits_a", "sync_v", "sync_a"}
+CAD_EXTRA = {"det_logit_v", "det_logit_a", "trace_logits_v", "trace_logits_a", "sync_v", "sync_a"}
 AMDD_KEYS = {"det_logit", "attr_logits", "embedding", "z_v", "z_a", "f_v", "f_a"}
 LABEL = torch.tensor([0, 0, 1, 1])
 METHOD = torch.tensor([0, 0, 3, -1])
@@ -48,8 +48,9 @@ def test_cad_output_contract(model):
     m = cfg.model
     for k in ("det_logit", "det_logit_v", "det_logit_a"):
         assert out[k].shape == (4,)
-    for k in ("attr_logits", "attr_logits_v", "attr_logits_a"):
-        assert out[k].shape == (4, m.n_classes)
+    assert out["attr_logits"].shape == (4, m.n_classes)
+    assert out["trace_logits_v"].shape == (4, len(VISUAL_TRACES))
+    assert out["trace_logits_a"].shape == (4, len(AUDIO_TRACES))
     for k in ("z_v", "z_a", "sync_v", "sync_a"):
         assert out[k].shape == (4, m.d_model)
     assert out["embedding"].shape == (4, m.d_embed)
@@ -113,7 +114,7 @@ def test_teacher_supervision_switches_off(model):
     loss_fn = build_loss(cad_cfg(w_cad_teacher=0.0, w_cad_kl=0.0, w_cad_distill=0.0))
     before = loss_fn(out, LABEL, METHOD).item()
     assert loss_fn.computed == {"det", "attr"} and loss_fn.last["teacher"] == 0.0
-    changed = dict(out, det_logit_v=out["det_logit_v"] + 5.0, attr_logits_a=-out["attr_logits_a"])
+    changed = dict(out, det_logit_v=out["det_logit_v"] + 5.0, trace_logits_a=-out["trace_logits_a"])
     assert loss_fn(changed, LABEL, METHOD).item() == pytest.approx(before, rel=1e-6)
     teacher_on = build_loss(cad_cfg(w_cad_kl=0.0, w_cad_distill=0.0))
     assert teacher_on(changed, LABEL, METHOD).item() != pytest.approx(
@@ -142,3 +143,42 @@ def test_cad_under_bf16_autocast(model):
         out = model(*inputs(cad_cfg()))
         total = loss_fn(out, torch.ones(4, dtype=torch.long), torch.full((4,), -1))
     assert torch.isfinite(total) and all(math.isfinite(v) for v in loss_fn.last.values())
+
+
+def test_kl_agreement_only_on_real_clips(model):
+    """Eq. 7 is meant for in-sync clips: changing a fake clip's teachers leaves it unchanged."""
+    with torch.no_grad():
+        out = model(*inputs(cad_cfg()))
+    kl_only = build_loss(cad_cfg(w_det=0.0, w_attr=0.0, w_cad_teacher=0.0, w_cad_distill=0.0))
+    base = kl_only(out, LABEL, METHOD).item()
+    fake_rows = LABEL == 1
+    moved = dict(out, det_logit_v=torch.where(fake_rows, out["det_logit_v"] + 7.0,
+                                              out["det_logit_v"]))
+    assert kl_only(moved, LABEL, METHOD).item() == pytest.approx(base, rel=1e-6)
+    real_moved = dict(out, det_logit_v=torch.where(~fake_rows, out["det_logit_v"] + 7.0,
+                                                   out["det_logit_v"]))
+    assert kl_only(real_moved, LABEL, METHOD).item() > base + 0.1
+
+
+def test_teachers_learn_their_own_modality():
+    """The visual teacher is not asked to detect a cloned voice: for an rtvc clip (real video,
+    fake audio) a visual teacher saying 'real' costs less than one saying 'fake'; the audio
+    teacher the other way round."""
+    cfg = cad_cfg(w_det=0.0, w_attr=0.0, w_cad_kl=0.0, w_cad_distill=0.0)
+    loss_fn = build_loss(cfg)
+    rtvc = torch.tensor([METHODS.index("rtvc")])
+    label = torch.tensor([1])
+    zero_v = torch.zeros(1, len(VISUAL_TRACES))
+    zero_a = torch.zeros(1, len(AUDIO_TRACES))
+
+    def cost(det_v: float, det_a: float) -> float:
+        out = {"det_logit": torch.zeros(1), "attr_logits": torch.zeros(1, len(METHODS)),
+               "det_logit_v": torch.tensor([det_v]), "det_logit_a": torch.tensor([det_a]),
+               "trace_logits_v": zero_v, "trace_logits_a": zero_a,
+               "embedding": torch.zeros(1, 8), "z_v": torch.zeros(1, 8), "z_a": torch.zeros(1, 8),
+               "f_v": torch.zeros(1, 8), "f_a": torch.zeros(1, 8),
+               "sync_v": torch.zeros(1, 8), "sync_a": torch.zeros(1, 8)}
+        return loss_fn(out, label, rtvc).item()
+
+    assert cost(-4.0, 4.0) < cost(4.0, 4.0) - 0.1     # visual teacher: rtvc video is real
+    assert cost(-4.0, 4.0) < cost(-4.0, -4.0) - 0.1   # audio teacher: rtvc audio is fake

@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from amdd_kit import losses
-from amdd_kit.config import get_config
+from amdd_kit.config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, get_config
 from amdd_kit.losses import (AMDDLoss, attribution_ce, binary_focal_loss, build_loss, cad_distill,
-                             cad_kl, centroid_loss, cmffc_loss, info_nce)
+                             cad_kl, centroid_loss, cmffc_loss, info_nce,
+                             method_log_probs_from_traces, trace_targets)
+from amdd_kit.models.heads import PrototypeClassifier
 
 B, C, D, DF = 6, 7, 16, 8
 
@@ -24,8 +26,8 @@ def fake_out(seed: int = 0, b: int = B, requires_grad: bool = True) -> dict[str,
         "embedding": torch.randn(b, D, generator=g),
         "z_v": torch.randn(b, D, generator=g),
         "z_a": torch.randn(b, D, generator=g),
-        "f_v": F.normalize(torch.randn(b, DF, generator=g), dim=-1),
-        "f_a": F.normalize(torch.randn(b, DF, generator=g), dim=-1),
+        "trace_logits_v": torch.randn(b, len(VISUAL_TRACES), generator=g),
+        "trace_logits_a": torch.randn(b, len(AUDIO_TRACES), generator=g),
     }
     return {k: v.requires_grad_(requires_grad) for k, v in out.items()}
 
@@ -122,54 +124,96 @@ def test_info_nce_uses_only_masked_rows_and_is_zero_below_two():
 
 
 # -- Eq. 4 CMFFC ------------------------------------------------------------------------------
-def tight_fingerprints(angle: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """3 classes of 4 identical visual fingerprints; audio = visual rotated by ``angle``."""
-    g = torch.Generator().manual_seed(1)
-    protos = F.normalize(torch.randn(3, DF, generator=g), dim=-1)
-    classes = torch.arange(3).repeat_interleave(4)
-    f_v = protos[classes]
-    f_a = f_v @ rotation(DF, angle).T
-    return f_v, f_a, classes
+ALL = torch.arange(len(METHODS)).repeat(3)              # every generator class, 3 clips each
 
 
-def test_cmffc_zero_when_centroids_coincide():
-    f_v, f_a, classes = tight_fingerprints(0.0)
-    assert cmffc_loss(f_v, f_a, classes).abs().item() < 1e-6
+def trace_heads(seed: int = 5) -> tuple[PrototypeClassifier, PrototypeClassifier]:
+    torch.manual_seed(seed)
+    return PrototypeClassifier(DF, len(VISUAL_TRACES)), PrototypeClassifier(DF, len(AUDIO_TRACES))
 
 
-def test_cmffc_grows_as_modalities_rotate_apart():
-    values = [cmffc_loss(*tight_fingerprints(a)).item() for a in torch.linspace(0, math.pi, 7)]
-    assert all(b > a for a, b in zip(values, values[1:])), values
-    # also with spread-out clusters: the loss grows with the rotation between modalities
-    g = torch.Generator().manual_seed(2)
-    f_v = F.normalize(torch.randn(12, DF, generator=g) + 2 * torch.eye(DF)[torch.arange(12) % 3],
-                      dim=-1)
-    classes = torch.arange(12) % 3
-    spread = [cmffc_loss(f_v, f_v @ rotation(DF, a).T, classes).item() for a in (0.0, 0.8, 1.6)]
-    assert spread[0] < spread[1] < spread[2]
+def informative(head_v, head_a, method_idx):
+    """Fingerprints that point at their own trace's prototype (class-informative)."""
+    y_v, y_a = trace_targets(method_idx)
+    return head_v.prototypes.detach()[y_v], head_a.prototypes.detach()[y_a]
 
 
-def test_cmffc_pulls_each_sample_to_the_other_modality_centroid():
-    """Identical modalities but spread-out classes: centroids agree, the per-sample pull does not
-    vanish, and it shrinks as the classes tighten."""
-    g = torch.Generator().manual_seed(4)
-    classes = torch.arange(12) % 3
-    centres = torch.eye(DF)[classes] * 3
-    noise = torch.randn(12, DF, generator=g)
-    values = []
-    for spread in (2.0, 1.0, 0.5, 0.0):
-        f = F.normalize(centres + spread * noise, dim=-1)
-        values.append(cmffc_loss(f, f.clone(), classes).item())
-    assert values[0] > 0.05 and all(b < a for a, b in zip(values, values[1:])), values
-    assert values[-1] < 1e-6
+def agreeing_attr(method_idx, strength: float = 8.0) -> torch.Tensor:
+    return strength * F.one_hot(method_idx, len(METHODS)).float()
+
+
+def test_trace_targets_follow_the_trace_table():
+    y_v, y_a = trace_targets(torch.tensor([*range(len(METHODS)), -1]))
+    for i, m in enumerate(METHODS):
+        assert (VISUAL_TRACES[y_v[i]], AUDIO_TRACES[y_a[i]]) == METHOD_TRACES[m]
+    assert y_v[-1] == -1 and y_a[-1] == -1
+    # the trace pairs identify the generator: the product of one-hot posteriors names it
+    lq = method_log_probs_from_traces(20 * F.one_hot(y_v[:-1], len(VISUAL_TRACES)).float(),
+                                      20 * F.one_hot(y_a[:-1], len(AUDIO_TRACES)).float())
+    assert torch.equal(lq.argmax(-1), torch.arange(len(METHODS)))
+
+
+def test_cmffc_collapse_costs_clearly_more_than_informative_fingerprints():
+    """The property the first reading lacked: constant (collapsed) fingerprints cannot win."""
+    head_v, head_a = trace_heads()
+    attr = agreeing_attr(ALL)
+    f_v, f_a = informative(head_v, head_a, ALL)
+    good = cmffc_loss(head_v(f_v), head_a(f_a), attr, ALL).item()
+    for u in (F.normalize(torch.randn(DF), dim=0), head_v.prototypes.detach()[0]):
+        const_v = u.expand(len(ALL), DF)
+        const_a = torch.zeros(DF).index_fill(0, torch.tensor([0]), 1.0).expand(len(ALL), DF)
+        collapsed = cmffc_loss(head_v(const_v), head_a(const_a), attr, ALL).item()
+        # a collapse pays at least the entropy of the trace labels in the identification term
+        assert collapsed > good + 0.5, (collapsed, good)
+    # both modalities collapsed onto one shared vector (the old optimum) is no better
+    shared = F.normalize(torch.randn(DF), dim=0).expand(len(ALL), DF)
+    assert cmffc_loss(head_v(shared), head_a(shared), attr, ALL).item() > good + 0.5
+
+
+def test_cmffc_prefers_an_attribution_that_agrees_with_both_traces():
+    head_v, head_a = trace_heads()
+    f_v, f_a = informative(head_v, head_a, ALL)
+    gv, ga = 5 * head_v(f_v), 5 * head_a(f_a)           # confident, correct traces
+    agree = cmffc_loss(gv, ga, agreeing_attr(ALL), ALL).item()
+    wrong = cmffc_loss(gv, ga, agreeing_attr((ALL + 1) % len(METHODS)), ALL).item()
+    assert wrong > agree + 1.0, (agree, wrong)
+
+
+def test_cmffc_is_well_posed_when_one_modality_is_untouched():
+    """real, faceswap and fsgan share the real audio: their audio target is the same trace
+    ('none'), so identical audio fingerprints are right, not a contradiction."""
+    head_v, head_a = trace_heads()
+    m = torch.tensor([METHODS.index(x) for x in ("real", "faceswap", "fsgan")] * 2)
+    f_v, _ = informative(head_v, head_a, m)
+    same_audio = head_a.prototypes.detach()[0].expand(len(m), DF)     # the 'none' prototype
+    rtvc_audio = head_a.prototypes.detach()[1].expand(len(m), DF)
+    attr = agreeing_attr(m)
+    ok = cmffc_loss(5 * head_v(f_v), 5 * head_a(same_audio), attr, m).item()
+    bad = cmffc_loss(5 * head_v(f_v), 5 * head_a(rtvc_audio), attr, m).item()
+    assert bad > ok + 1.0, (ok, bad)
+
+
+def test_cmffc_falls_as_fingerprints_become_informative():
+    head_v, head_a = trace_heads()
+    f_v, f_a = informative(head_v, head_a, ALL)
+    g = torch.Generator().manual_seed(7)
+    noise_v, noise_a = torch.randn(len(ALL), DF, generator=g), torch.randn(len(ALL), DF, generator=g)
+    values = [cmffc_loss(head_v(F.normalize(a * f_v + (1 - a) * noise_v, dim=-1)),
+                         head_a(F.normalize(a * f_a + (1 - a) * noise_a, dim=-1)),
+                         agreeing_attr(ALL), ALL).item() for a in (0.0, 0.5, 1.0)]
+    assert values[0] > values[1] > values[2], values
 
 
 def test_cmffc_ignores_unknown_classes():
-    f_v, f_a, classes = tight_fingerprints(0.0)
-    f_v = torch.cat([f_v, torch.eye(DF)[:1]])
-    f_a = torch.cat([f_a, -torch.eye(DF)[:1]])        # a disagreeing clip of an unknown method
-    classes = torch.cat([classes, torch.tensor([-1])])
-    assert cmffc_loss(f_v, f_a, classes).abs().item() < 1e-6
+    head_v, head_a = trace_heads()
+    f_v, f_a = informative(head_v, head_a, ALL)
+    base = cmffc_loss(head_v(f_v), head_a(f_a), agreeing_attr(ALL), ALL)
+    m = torch.cat([ALL, torch.tensor([-1])])
+    gv = torch.cat([head_v(f_v), -10 * torch.ones(1, len(VISUAL_TRACES))])
+    ga = torch.cat([head_a(f_a), torch.randn(1, len(AUDIO_TRACES))])
+    attr = torch.cat([agreeing_attr(ALL), torch.randn(1, len(METHODS))])
+    assert cmffc_loss(gv, ga, attr, m).item() == pytest.approx(base.item(), rel=1e-6)
+    assert cmffc_loss(gv[-1:], ga[-1:], attr[-1:], m[-1:]).item() == 0.0
 
 
 # -- Eq. 5 centroid ---------------------------------------------------------------------------
@@ -245,10 +289,13 @@ def test_total_is_weighted_sum_and_differentiable():
 
 
 @pytest.mark.parametrize("term,keys", [("det", ["det_logit"]), ("attr", ["attr_logits"]),
-                                       ("con", ["z_v", "z_a"]), ("cmffc", ["f_v", "f_a"]),
+                                       ("con", ["z_v", "z_a"]),
+                                       ("cmffc", ["trace_logits_v", "trace_logits_a"]),
                                        ("cent", ["embedding"])])
 def test_zero_weight_removes_term(term, keys):
-    loss_fn = tiny_loss(**{f"w_{term}": 0.0})
+    # CMFFC's agreement part also reads attr_logits, so the attr check switches it off too
+    also = {"w_cmffc": 0.0} if term == "attr" else {}
+    loss_fn = tiny_loss(**{f"w_{term}": 0.0}, **also)
     out = fake_out(requires_grad=False)
     before = loss_fn(out, LABEL, METHOD).item()
     assert term not in loss_fn.computed and loss_fn.last[term] == 0.0

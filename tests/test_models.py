@@ -8,14 +8,15 @@ import pytest
 import torch
 import torchvision
 
-from amdd_kit.config import get_config
+from amdd_kit.config import AUDIO_TRACES, VISUAL_TRACES, get_config
 from amdd_kit.losses import build_loss
 from amdd_kit.models import (AMDD, CAD, AudioEncoder, CrossModalFusion, VisualEncoder, build_model,
                              count_parameters, describe_init, weights_file)
 from amdd_kit.models.audio import audio_steps
 from amdd_kit.models.heads import AttentionPool, FingerprintHead, MLPHead
 
-AMDD_KEYS = {"det_logit", "attr_logits", "embedding", "z_v", "z_a", "f_v", "f_a"}
+AMDD_KEYS = {"det_logit", "attr_logits", "embedding", "z_v", "z_a", "f_v", "f_a",
+             "trace_logits_v", "trace_logits_a"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -87,7 +88,8 @@ def test_amdd_forward_contract(cfg):
     m = cfg.model
     shapes = {"det_logit": (4,), "attr_logits": (4, m.n_classes), "embedding": (4, m.d_embed),
               "z_v": (4, m.d_model), "z_a": (4, m.d_model),
-              "f_v": (4, m.d_fingerprint), "f_a": (4, m.d_fingerprint)}
+              "f_v": (4, m.d_fingerprint), "f_a": (4, m.d_fingerprint),
+              "trace_logits_v": (4, len(VISUAL_TRACES)), "trace_logits_a": (4, len(AUDIO_TRACES))}
     assert {k: tuple(v.shape) for k, v in out.items()} == shapes
     for k in ("f_v", "f_a"):
         assert torch.allclose(out[k].norm(dim=-1), torch.ones(4), atol=1e-5)

@@ -6,18 +6,20 @@ uses **the same trainable encoders as AMDD** (ResNet per frame + temporal attent
 ResNet18). That is also the fair comparison: the two methods then differ only in how they
 combine the modalities and in their losses. Our reading (DESIGN.md "CAD")::
 
-    frames --VisualEncoder--> v_seq, z_v [B,d] --visual teacher--> det_logit_v [B], attr_logits_v [B,C]
-    mel    --AudioEncoder---> a_seq, z_a [B,d] --audio teacher---> det_logit_a [B], attr_logits_a [B,C]
+    frames --VisualEncoder--> v_seq, z_v [B,d] --visual teacher--> det_logit_v [B], trace_logits_v [B,K_v]
+    mel    --AudioEncoder---> a_seq, z_a [B,d] --audio teacher---> det_logit_a [B], trace_logits_a [B,K_a]
     (v_seq, a_seq) --cross-attention alignment--> sync_v [B,d], sync_a [B,d] -> embedding [B,d_e]
     embedding --student heads--> det_logit [B], attr_logits [B,C]
 
 * alignment: each stream attends to the other (:class:`CrossModalFusion`); ``sync_v`` and
   ``sync_a`` are the pooled aligned streams. The loss adds a symmetric KL agreement between the
-  two teachers' predictions (``amdd_kit.losses.cad_kl``, Eq. 7): lips and speech of an
-  in-sync clip should tell the same story.
-* distillation: the unimodal teachers are trained on the labels and their (detached)
-  predictions are distilled into the fused student (``amdd_kit.losses.cad_distill``, Eq. 8),
-  which keeps modality-specific evidence alive in the fused representation.
+  two teachers' real/fake predictions on real (in-sync) clips (``amdd_kit.losses.cad_kl``,
+  Eq. 7): lips and speech of an in-sync clip should tell the same story.
+* distillation: each unimodal teacher learns its own modality's labels (visual: ``video_fake``
+  and the visual trace; audio: ``audio_fake`` and the audio trace, ``config.METHOD_TRACES``) and
+  their (detached) predictions are distilled into the fused student
+  (``amdd_kit.losses.cad_distill``, Eq. 8), which keeps modality-specific evidence alive in the
+  fused representation.
 * ``f_v``, ``f_a``: each teacher's hidden features, L2-normalised (``[B,d_f]``), so metrics and
   geometry read CAD outputs exactly like AMDD's.
 """
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
+from ..config import AUDIO_TRACES, VISUAL_TRACES, Config
 from .audio import AudioEncoder
 from .fusion import CrossModalFusion
 from .heads import MLPHead
@@ -35,7 +37,7 @@ from .visual import VisualEncoder
 
 
 class UnimodalTeacher(nn.Module):
-    """Detection + attribution from one modality: ``z [B,d] -> (det [B], attr [B,C], f [B,d_f])``.
+    """Detection + trace from one modality: ``z [B,d] -> (det [B], trace [B,K], f [B,d_f])``.
 
     One shared hidden layer (``Linear d -> d_f``, GELU, Dropout) feeds both outputs; the hidden
     pre-activation, L2-normalised, is the modality's fingerprint ``f``.
@@ -59,7 +61,8 @@ class CAD(nn.Module):
 
     Keys: the AMDD ones (``det_logit [B]``, ``attr_logits [B,C]``, ``embedding [B,d_e]``,
     ``z_v``, ``z_a`` ``[B,d]``, ``f_v``, ``f_a`` ``[B,d_f]``) plus the teachers'
-    ``det_logit_v``, ``det_logit_a`` ``[B]``, ``attr_logits_v``, ``attr_logits_a`` ``[B,C]``
+    ``det_logit_v``, ``det_logit_a`` ``[B]`` (video fake? audio fake?), ``trace_logits_v``
+    ``[B,K_v]``, ``trace_logits_a`` ``[B,K_a]``
     and the aligned streams ``sync_v``, ``sync_a`` ``[B,d]``.
     """
 
@@ -69,8 +72,8 @@ class CAD(nn.Module):
         self.visual = VisualEncoder(cfg)
         self.audio = AudioEncoder(cfg)
         self.align = CrossModalFusion(cfg)
-        self.teacher_v = UnimodalTeacher(m.d_model, m.d_fingerprint, m.n_classes, m.dropout)
-        self.teacher_a = UnimodalTeacher(m.d_model, m.d_fingerprint, m.n_classes, m.dropout)
+        self.teacher_v = UnimodalTeacher(m.d_model, m.d_fingerprint, len(VISUAL_TRACES), m.dropout)
+        self.teacher_a = UnimodalTeacher(m.d_model, m.d_fingerprint, len(AUDIO_TRACES), m.dropout)
         self.det_head = MLPHead(m.d_embed, m.head_hidden, 1, m.dropout)
         self.attr_head = MLPHead(m.d_embed, m.head_hidden, m.n_classes, m.dropout)
 
@@ -96,8 +99,8 @@ class CAD(nn.Module):
             "f_a": f_a,
             "det_logit_v": det_v,
             "det_logit_a": det_a,
-            "attr_logits_v": attr_v,
-            "attr_logits_a": attr_a,
+            "trace_logits_v": attr_v,
+            "trace_logits_a": attr_a,
             "sync_v": al["pooled_v"],
             "sync_a": al["pooled_a"],
         }

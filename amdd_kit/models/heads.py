@@ -53,3 +53,20 @@ class FingerprintHead(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.net(z), dim=-1)
+
+
+class PrototypeClassifier(nn.Module):
+    """Cosine-prototype classifier of unit fingerprints: ``f [B,d_f] -> logits [B,K]``.
+
+    One learnable prototype per trace class; ``logits = scale * cos(f, prototype_k)``. A
+    fingerprint identifies its trace when it points at that trace's prototype, so fingerprints
+    that collapse to one direction cannot score well (CMFFC, ``amdd_kit.losses.cmffc_loss``).
+    """
+
+    def __init__(self, d_f: int, n_classes: int, scale: float = 10.0):
+        super().__init__()
+        self.prototypes = nn.Parameter(torch.randn(n_classes, d_f) / d_f ** 0.5)
+        self.scale = scale
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(f, dim=-1) @ F.normalize(self.prototypes, dim=-1).t()
