@@ -193,3 +193,39 @@ def test_process_one_never_raises(files, tmp_path, monkeypatch):
     vid, n, reason, detail = pp.process_one("v2", str(files["good"]), None, cfgd, str(tmp_path))
     assert reason == "error" and "decoder exploded" in detail
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_tracked_face_search_agrees_with_the_full_search():
+    from amdd_kit.data import faces
+    frames = [media.face_frame(300, 224, shift=s) for s in range(-24, 25, 4)]
+    full = faces.detect_faces(frames, every=2)
+    tracked = faces.detect_faces(frames, every=2, track=True)
+    assert full.face_fraction == tracked.face_fraction == 1.0
+    err = np.abs(full.boxes - tracked.boxes)
+    assert err[:, :2].max() <= 6 and err[:, 2].max() <= 0.15 * full.boxes[:, 2].mean()
+    # the face moves right with the shift, in both
+    assert tracked.boxes[-1, 0] - tracked.boxes[0, 0] > 30
+    x, y, w, h = faces.haar_face(frames[0])
+    near = faces.haar_face_near(frames[0], (x + w / 2, y + h / 2, w))
+    assert near is not None and abs(near[0] - x) <= 6 and abs(near[2] - w) <= 0.2 * w
+    # nothing to find far from the face: None (the caller then searches the whole frame)
+    assert faces.haar_face_near(np.full((224, 224, 3), 90, np.uint8), (112, 112, 100)) is None
+
+
+def test_keep_pool_reuses_the_workers(files, tmp_path):
+    root = tmp_path
+    for name in ("good", "fps30"):
+        (root / files[name].name).write_bytes(files[name].read_bytes())
+    (tmp_path / "list.csv").write_text("path,label,method,identity\n"
+                                       "good.mp4,0,real,p1\nfps30.mp4,0,real,p2\n")
+    from amdd_kit.data.preprocess import preprocess_dataset
+    try:
+        s1 = preprocess_dataset("csv", root, tmp_path / "a", CFG, workers=2, progress=False,
+                                keep_pool=True)
+        pool = pp._WARM[2]
+        s2 = preprocess_dataset("csv", root, tmp_path / "b", CFG, workers=2, progress=False,
+                                keep_pool=True)
+        assert pp._WARM[2] is pool and s1.clips == s2.clips > 0
+    finally:
+        pp.close_pools()
+    assert not pp._WARM

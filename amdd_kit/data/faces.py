@@ -7,6 +7,12 @@ boxes over time and lets frames without a detection borrow (interpolate) the box
 detected neighbours. To use a stronger detector (YuNet, RetinaFace), pass any function with the
 signature of :func:`haar_face` as ``detector=``.
 
+With ``track=True`` (``DataConfig.face_search = "track"``, the paper config), every detection
+after the first searches only near the previous box (:func:`haar_face_near`: a window of twice
+the face, shrunk so the face is about :data:`TRACK_FACE_SIDE` px, faces within +-35% of the
+previous size), and falls back to the full-frame search when it finds nothing there. That cuts
+the detector's cost per frame about tenfold at 224 px.
+
 Boxes are ``(cx, cy, side)``: centre and side of a square, in pixels of the input frame.
 """
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 Detector = Callable[[np.ndarray], "tuple[int, int, int, int] | None"]
 
 _DETECT_SIDE = 128  # frames are shrunk to at most this short side before detection (speed)
+TRACK_FACE_SIDE = 40  # tracking: the search window is shrunk so the face is about this many px
 HAAR_MIN_WEIGHT = 1.0  # cascade confidence below which a hit is ignored (real faces score 3-7)
 
 
@@ -66,6 +73,48 @@ def haar_face(image_rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     return tuple(int(round(v / scale)) for v in (x, y, bw, bh))
 
 
+def _confident_largest(img: np.ndarray, min_side: int, max_side: int | None = None):
+    """Largest cascade hit with weight >= HAAR_MIN_WEIGHT on ``img`` then on its equalised copy."""
+    for im in (img, None):
+        im = cv2.equalizeHist(img) if im is None else im
+        kw = {"maxSize": (max_side, max_side)} if max_side else {}
+        boxes, _, weights = _cascade().detectMultiScale3(
+            im, scaleFactor=1.1 if max_side else 1.15, minNeighbors=4,
+            minSize=(min_side, min_side), outputRejectLevels=True, **kw)
+        found = [b for b, wt in zip(boxes, np.ravel(weights)) if wt >= HAAR_MIN_WEIGHT]
+        if found:
+            return max(found, key=lambda b: b[2] * b[3])
+    return None
+
+
+def haar_face_near(image_rgb: np.ndarray, box: np.ndarray | tuple[float, float, float],
+                   rel: float = 0.35) -> tuple[int, int, int, int] | None:
+    """:func:`haar_face` restricted to the neighbourhood of a previous box ``(cx, cy, side)``.
+
+    Searches a window of ``2 * side`` around the box centre, shrunk so that the face is about
+    :data:`TRACK_FACE_SIDE` px, for faces of ``(1 +- rel) * side``. Returns ``(x, y, w, h)`` in
+    frame pixels, or None (the caller then searches the whole frame).
+    """
+    h, w = image_rgb.shape[:2]
+    cx, cy, side = (float(v) for v in box)
+    x0, y0 = max(0, int(cx - side)), max(0, int(cy - side))
+    x1, y1 = min(w, int(np.ceil(cx + side))), min(h, int(np.ceil(cy + side)))
+    scale = min(1.0, TRACK_FACE_SIDE / max(side, 1.0))
+    if min(x1 - x0, y1 - y0) * scale < 24:
+        return None
+    gray = cv2.cvtColor(np.ascontiguousarray(image_rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+                          interpolation=cv2.INTER_AREA)
+    s = side * scale
+    best = _confident_largest(gray, max(20, int(s * (1 - rel))), int(np.ceil(s * (1 + rel))) + 1)
+    if best is None:
+        return None
+    bx, by, bw, bh = best
+    return (int(round(x0 + bx / scale)), int(round(y0 + by / scale)), int(round(bw / scale)),
+            int(round(bh / scale)))
+
+
 @dataclass
 class FaceTrack:
     """Per-frame face boxes of one frame sequence.
@@ -87,13 +136,15 @@ class FaceTrack:
 
 
 def detect_faces(frames_rgb: np.ndarray | list[np.ndarray], every: int = 5,
-                 detector: Detector = haar_face) -> FaceTrack:
+                 detector: Detector = haar_face, track: bool = False) -> FaceTrack:
     """Track the (largest) face through a frame sequence.
 
     Args:
         frames_rgb: uint8 ``[N, H, W, 3]`` (or a list of such frames), in time order.
         every: run the detector on every ``every``-th frame (and always on the last one).
         detector: the per-frame detector (default :func:`haar_face`).
+        track: search near the previous detection first (:func:`haar_face_near`; only with the
+            default detector), the whole frame only when that finds nothing.
 
     Returns:
         A :class:`FaceTrack`. Detected boxes are smoothed with a 3-tap moving average over the
@@ -106,7 +157,16 @@ def detect_faces(frames_rgb: np.ndarray | list[np.ndarray], every: int = 5,
         raise ValueError("detect_faces needs at least one frame")
     h, w = frames_rgb[0].shape[:2]
     sampled = np.unique(np.r_[np.arange(0, n, max(1, int(every))), n - 1])
-    dets = [detector(frames_rgb[i]) for i in sampled]
+    if track and detector is haar_face:
+        dets, prev = [], None
+        for i in sampled:
+            d = haar_face_near(frames_rgb[i], prev) if prev is not None else None
+            d = d if d is not None else detector(frames_rgb[i])
+            if d is not None:
+                prev = (d[0] + d[2] / 2, d[1] + d[3] / 2, max(d[2], d[3]))
+            dets.append(d)
+    else:
+        dets = [detector(frames_rgb[i]) for i in sampled]
     found = np.array([d is not None for d in dets], dtype=bool)
     if not found.any():
         box = np.array([w / 2, h / 2, min(h, w)], dtype=np.float32)

@@ -30,7 +30,7 @@ from ..config import DataConfig
 #: DataConfig fields added after stores were first written, with the value that reproduces the
 #: older stores: a ``data_config.json`` without the field is read as having this value.
 LEGACY_DEFAULTS: dict[str, Any] = {"frame_codec": "raw", "jpeg_quality": 90,
-                                 "jpeg_chroma": "420"}
+                                 "jpeg_chroma": "420", "face_search": "full"}
 
 
 def atomic_write_bytes(dest: Path, data: bytes) -> None:
