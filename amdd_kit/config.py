@@ -39,6 +39,26 @@ METHODS: tuple[str, ...] = (
     "real", "rtvc", "faceswap", "fsgan", "wav2lip", "faceswap-wav2lip", "fsgan-wav2lip",
 )
 
+#: The trace each generator leaves in each modality, factorised from FakeAVCeleb's ``method``
+#: (with its ``video_fake`` / ``audio_fake`` flags): the visual trace is the video generator
+#: (``none`` when the video is real), the audio trace the voice generator (``none`` when the
+#: audio is real; every FakeAVCeleb fake voice is RTVC's clone). CMFFC (losses.py, Eq. 4) asks
+#: each modality's fingerprint to identify its *own* trace: well posed even when one modality is
+#: untouched (the audio of a faceswap clip is real audio, so its audio trace is ``none``).
+VISUAL_TRACES: tuple[str, ...] = (
+    "none", "faceswap", "fsgan", "wav2lip", "faceswap-wav2lip", "fsgan-wav2lip",
+)
+AUDIO_TRACES: tuple[str, ...] = ("none", "rtvc")
+METHOD_TRACES: dict[str, tuple[str, str]] = {
+    "real": ("none", "none"),
+    "rtvc": ("none", "rtvc"),
+    "faceswap": ("faceswap", "none"),
+    "fsgan": ("fsgan", "none"),
+    "wav2lip": ("wav2lip", "rtvc"),
+    "faceswap-wav2lip": ("faceswap-wav2lip", "rtvc"),
+    "fsgan-wav2lip": ("fsgan-wav2lip", "rtvc"),
+}
+
 
 @dataclass
 class DataConfig:
@@ -57,6 +77,10 @@ class DataConfig:
     f_max: float = 8_000.0
     clips_per_video: int = 2     # non-overlapping windows taken from each video
     face_margin: float = 0.25    # enlarge the detected box by this fraction on each side
+    # "native": copy an image_size window of source pixels around the face when the face fits
+    # (no resampling: pixel-level traces survive); "resize": always resize the enlarged box
+    # (area averaging when shrinking erases a 2-px checkerboard). See data/faces.crop_scale.
+    crop_mode: str = "native"
     detect_every: int = 5        # run the face detector on every k-th frame, interpolate between
     min_face_fraction: float = 0.2  # skip a video when fewer sampled frames than this have a face
     trim_silence: bool = False   # drop leading silence before windowing (shortcut removal)
@@ -113,12 +137,13 @@ class LossConfig:
     w_det: float = 1.0         # binary focal loss on real/fake
     w_attr: float = 1.0        # cross-entropy over generator classes
     w_con: float = 0.1         # symmetric InfoNCE between visual and audio (real clips)
-    w_cmffc: float = 0.1       # cross-modal forensic fingerprint consistency
+    w_cmffc: float = 0.5       # cross-modal forensic fingerprint consistency (trace id + agreement)
     w_cent: float = 0.05       # centroid regularisation of the shared embedding
     focal_gamma: float = 2.0
     focal_alpha: float | None = None  # None -> class-balanced from the training split
     temperature: float = 0.1   # InfoNCE temperature
     centroid_margin: float = 1.0  # min distance between class centroids (L2-normalised space)
+    fp_scale: float = 10.0     # CMFFC: logit scale of the cosine-prototype trace classifiers
     # CAD (comparison method)
     w_cad_kl: float = 0.1      # KL agreement between the visual and audio predictions
     w_cad_distill: float = 0.5  # unimodal teachers -> fused student distillation
