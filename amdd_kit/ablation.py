@@ -17,12 +17,22 @@ measures, per row, on the test identities:
 * ``probe_accuracy`` -- the linear probe for *every* row, so all rows can be compared on the same
   footing: "how much generator information does the shared embedding hold?";
 * ``silhouette`` -- how well the test shared embeddings cluster by generator (cosine, -1..1);
-* ``cmffc_alignment`` -- mean over generator classes of ``cos(mu^v_c, mu^a_c)``, the cosine
-  between the visual and the audio fingerprint centroids (what CMFFC, Eq. 4, trains for);
+* ``trace_probe_visual`` / ``trace_probe_audio`` -- a linear probe of each modality's
+  fingerprint (``fp_visual`` / ``fp_audio``) on its own trace label (``config.METHOD_TRACES``):
+  does the fingerprint identify its trace (what CMFFC, Eq. 4, trains for)? A collapsed
+  fingerprint scores the majority baseline, so this check cannot be passed by a collapse;
 * ``fake_recall_<set>`` and ``fake_recall_heldout`` -- the share of fakes called fake on each
   held-out store (generators never seen in training) and their mean.
 
-Results go to ``out_dir/ablation.csv`` and ``out_dir/ablation.json``. The run is resumable: a row
+Uncertainty: test clips come in groups (about 16 per identity from about 5 test identities),
+so a binomial standard error over clips is far too optimistic. :func:`bootstrap_rows`
+resamples **test identities** with replacement (the same resample for every row: the rows share
+the split, so the comparison is paired) and recomputes every metric; :func:`paper_claims` calls a
+difference real only when its 95 % bootstrap interval excludes 0, and says "contradicted" when
+the interval lies on the other side: each verdict can come out either way.
+
+Results go to ``out_dir/ablation.csv``, ``out_dir/ablation.json`` and the bootstrap draws to
+``out_dir/bootstrap.json``. The run is resumable: a row
 whose run dir already holds ``metrics.json`` and a ``config.json`` equal to the row's config is
 read, not retrained. :func:`paper_claims` turns the table into plain-language verdicts.
 """
@@ -69,16 +79,23 @@ DESCRIPTIONS: dict[str, str] = {
 
 #: The metric columns of the table, in display order (all "higher is better").
 METRIC_COLUMNS: tuple[str, ...] = ("balanced_accuracy", "auc", "attribution_accuracy",
-                                   "probe_accuracy", "silhouette", "cmffc_alignment",
-                                   "fake_recall_heldout")
+                                   "probe_accuracy", "silhouette", "trace_probe_visual",
+                                   "trace_probe_audio", "fake_recall_heldout")
+#: Metrics recomputed on every bootstrap resample of the test identities.
+BOOT_METRICS: tuple[str, ...] = ("balanced_accuracy", "attribution_accuracy", "probe_accuracy",
+                                 "silhouette", "trace_probe_visual", "trace_probe_audio",
+                                 "attribution_majority")
+BOOT_FILE = "bootstrap.json"
+SCORED_FILE = "scored_test.parquet"   # per-row per-clip scores the bootstrap resamples
 
 ROW_FILE = "ablation_row.json"         # per-row cache of the derived metrics
-ROW_VERSION = 2                        # bump when row_metrics gains columns (invalidates caches)
+ROW_VERSION = 3                        # bump when row_metrics gains columns (invalidates caches)
 TRAIN_EMBEDDINGS = "embeddings_train.parquet"  # per-row cache of the train-split embeddings
 
-__all__ = ["ABLATIONS", "DESCRIPTIONS", "METRIC_COLUMNS", "ablation_config", "run_is_current",
-           "attribution_from_embeddings", "embedding_scores", "row_metrics", "run_ablations",
-           "load_table", "paper_claims"]
+__all__ = ["ABLATIONS", "DESCRIPTIONS", "METRIC_COLUMNS", "BOOT_METRICS", "ablation_config",
+           "run_is_current", "attribution_from_embeddings", "probe_predictions", "scored_clips",
+           "embedding_scores", "row_metrics", "bootstrap_rows", "run_ablations", "load_table",
+           "load_bootstrap", "paper_claims"]
 
 
 # -- configs ------------------------------------------------------------------------------------
@@ -124,68 +141,177 @@ def _known(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["method_idx"].astype(int) >= 0] if "method_idx" in df.columns else df
 
 
-def attribution_from_embeddings(train_df: pd.DataFrame | None, test_df: pd.DataFrame,
-                                column: str = "emb_shared", seed: int = 0) -> float:
-    """Linear-probe attribution accuracy: logistic regression on frozen embeddings.
+def probe_predictions(train_df: pd.DataFrame | None, test_df: pd.DataFrame,
+                      column: str = "emb_shared", target: str = "method_idx",
+                      seed: int = 0) -> np.ndarray | None:
+    """A linear probe (logistic regression on frozen vectors ``train_df[column]`` ``[N,d]``,
+    labels ``train_df[target]``) and its predictions ``[N_test]`` for ``test_df``.
 
-    Fitted on ``train_df[column]`` ``[N_train, d]`` with labels ``method_idx``, scored on
-    ``test_df``. Returns NaN (logged) when it cannot be computed (no train embeddings, fewer than
-    two generator classes in train, empty test).
+    Only clips of known generators (``method_idx >= 0``) take part; ``None`` (logged) when it
+    cannot be fitted (no train table, fewer than two classes, empty test).
     """
-    from .geometry import linear_probe_accuracy, stack_column
+    from .geometry import stack_column
 
     if train_df is None:
-        return float("nan")
+        return None
     tr, te = _known(train_df), _known(test_df)
-    if len(te) == 0 or tr["method_idx"].nunique() < 2:
-        log.warning("linear probe: need >= 2 generator classes in train and a non-empty test")
+    if len(te) == 0 or tr[target].nunique() < 2:
+        log.warning("linear probe: need >= 2 classes of %s in train and a non-empty test", target)
+        return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(),
+                          LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
+    probe.fit(stack_column(tr, column), tr[target].astype(str).to_numpy())
+    return probe.predict(stack_column(te, column))
+
+
+def attribution_from_embeddings(train_df: pd.DataFrame | None, test_df: pd.DataFrame,
+                                column: str = "emb_shared", seed: int = 0) -> float:
+    """Linear-probe attribution accuracy on frozen embeddings (NaN when it cannot be fitted)."""
+    pred = probe_predictions(train_df, test_df, column, seed=seed)
+    if pred is None:
         return float("nan")
-    return linear_probe_accuracy(stack_column(tr, column), tr["method_idx"].to_numpy(),
-                                 stack_column(te, column), te["method_idx"].to_numpy(),
-                                 seed=seed)
+    return float((pred == _known(test_df)["method_idx"].astype(str).to_numpy()).mean())
+
+
+def _traces(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``trace_visual`` / ``trace_audio`` columns (from ``method``)."""
+    from .config import METHOD_TRACES
+
+    if "trace_visual" in df.columns:
+        return df
+    t = [METHOD_TRACES.get(str(m), ("", "")) for m in df["method"]]
+    return df.assign(trace_visual=[x[0] for x in t], trace_audio=[x[1] for x in t])
+
+
+def scored_clips(test_df: pd.DataFrame, train_df: pd.DataFrame | None, cfg: Config,
+                 seed: int = 0) -> pd.DataFrame:
+    """Per-clip scores of one row on the known-generator test clips, for the bootstrap.
+
+    Columns: ``identity``, ``method``, ``method_idx``, ``label``, ``p_fake``, ``emb_shared``,
+    and 0/1 correctness of the attribution head (or the probe when the head was not trained:
+    ``attr_ok``), of the shared-embedding probe (``probe_ok``) and of the fingerprint trace
+    probes (``trace_v_ok``, ``trace_a_ok``; NaN when a probe cannot be fitted).
+    """
+    te = _traces(_known(test_df)).reset_index(drop=True)
+    tr = _traces(train_df) if train_df is not None else None
+    truth = te["method_idx"].astype(str).to_numpy()
+    out = te[["identity", "method", "method_idx", "label", "p_fake", "emb_shared"]].copy()
+
+    def ok(pred, y):
+        return np.asarray(pred == y, float) if pred is not None else np.full(len(te), np.nan)
+
+    out["probe_ok"] = ok(probe_predictions(tr, te, seed=seed), truth)
+    if attribution_trained(cfg) and "pred_method_idx" in te.columns:
+        out["attr_ok"] = (te["pred_method_idx"].astype(int) == te["method_idx"].astype(int)) \
+            .astype(float).to_numpy()
+    else:
+        out["attr_ok"] = out["probe_ok"]
+    out["trace_v_ok"] = ok(probe_predictions(tr, te, "fp_visual", "trace_visual", seed),
+                           te["trace_visual"].astype(str).to_numpy())
+    out["trace_a_ok"] = ok(probe_predictions(tr, te, "fp_audio", "trace_audio", seed),
+                           te["trace_audio"].astype(str).to_numpy())
+    return out
+
+
+def _balanced_accuracy(label: np.ndarray, p_fake: np.ndarray) -> float:
+    pred = p_fake >= 0.5
+    rec = [float((pred[label == c] == bool(c)).mean()) for c in (0, 1) if (label == c).any()]
+    return float(np.mean(rec)) if len(rec) == 2 else float("nan")
+
+
+def _silhouette(emb: np.ndarray, methods: np.ndarray) -> float:
+    from sklearn.metrics import silhouette_score
+
+    k = len(set(methods.tolist()))
+    return float(silhouette_score(emb, methods, metric="cosine")) if 2 <= k < len(emb) \
+        else float("nan")
+
+
+def sample_metrics(sc: pd.DataFrame) -> dict[str, float]:
+    """The :data:`BOOT_METRICS` of a (possibly resampled) :func:`scored_clips` table."""
+    from .geometry import stack_column
+
+    label = sc["label"].astype(int).to_numpy()
+    return {
+        "balanced_accuracy": _balanced_accuracy(label, sc["p_fake"].to_numpy(float)),
+        "attribution_accuracy": float(np.nanmean(sc["attr_ok"])) if sc["attr_ok"].notna().any()
+        else float("nan"),
+        "probe_accuracy": float(np.nanmean(sc["probe_ok"])) if sc["probe_ok"].notna().any()
+        else float("nan"),
+        "silhouette": _silhouette(stack_column(sc, "emb_shared"), sc["method"].to_numpy()),
+        "trace_probe_visual": float(np.nanmean(sc["trace_v_ok"])) if sc["trace_v_ok"].notna().any()
+        else float("nan"),
+        "trace_probe_audio": float(np.nanmean(sc["trace_a_ok"])) if sc["trace_a_ok"].notna().any()
+        else float("nan"),
+        "attribution_majority": float(sc["method_idx"].value_counts(normalize=True).max())
+        if len(sc) else float("nan"),
+    }
+
+
+def bootstrap_rows(scored: Mapping[str, pd.DataFrame], n_boot: int = 200, seed: int = 0
+                   ) -> dict[str, dict[str, list[float]]]:
+    """Paired bootstrap over test identities: ``{row: {metric: [n_boot values]}}``.
+
+    Each draw samples the test identities with replacement (one draw shared by every row, so
+    differences between rows are paired) and recomputes :func:`sample_metrics` on the clips of
+    the drawn identities. Rows must have been scored on the same identities.
+    """
+    rng = np.random.default_rng(seed)
+    ids = sorted(set().union(*[set(df["identity"].astype(str)) for df in scored.values()]))
+    groups = {r: {i: np.flatnonzero(df["identity"].astype(str).to_numpy() == i) for i in ids}
+              for r, df in scored.items()}
+    out: dict[str, dict[str, list[float]]] = {r: {m: [] for m in BOOT_METRICS} for r in scored}
+    for _ in range(n_boot):
+        draw = rng.choice(ids, size=len(ids), replace=True)
+        for r, df in scored.items():
+            idx = np.concatenate([groups[r][i] for i in draw])
+            for m, v in sample_metrics(df.iloc[idx]).items():
+                out[r][m].append(v)
+    return out
 
 
 def embedding_scores(test_df: pd.DataFrame) -> dict[str, float]:
-    """Geometry of the test embeddings: generator-cluster silhouette and CMFFC alignment.
-
-    ``silhouette``: cosine silhouette of ``emb_shared`` grouped by ``method`` (-1..1).
-    ``cmffc_alignment``: mean over classes of ``cos(mean f_v, mean f_a)`` per class (-1..1).
-    """
-    from .geometry import cluster_scores, cmffc_alignment, stack_column
+    """Cosine silhouette of the test shared embeddings grouped by ``method`` (-1..1)."""
+    from .geometry import stack_column
 
     df = _known(test_df)
     if len(df) == 0:
-        return {"silhouette": float("nan"), "cmffc_alignment": float("nan")}
-    sil = cluster_scores(stack_column(df, "emb_shared"), df["method"].to_numpy(),
-                         metric="cosine")["silhouette"]
-    al = cmffc_alignment(stack_column(df, "fp_visual"), stack_column(df, "fp_audio"),
-                         df["method"].to_numpy())
-    return {"silhouette": float(sil),
-            "cmffc_alignment": float(al["centroid_cos"].mean()) if len(al) else float("nan")}
+        return {"silhouette": float("nan")}
+    return {"silhouette": _silhouette(stack_column(df, "emb_shared"), df["method"].to_numpy())}
 
 
 def row_metrics(metrics: Mapping[str, Any], test_df: pd.DataFrame,
-                train_df: pd.DataFrame | None, cfg: Config, seed: int = 0) -> dict[str, Any]:
+                train_df: pd.DataFrame | None, cfg: Config, seed: int = 0,
+                scored: pd.DataFrame | None = None) -> dict[str, Any]:
     """One row of the ablation table from a run's ``metrics.json`` and embedding tables.
 
     ``metrics``: the run's metrics (``balanced_accuracy``, ``auc``, ``attribution_accuracy``,
     optional ``cross_dataset`` blocks with ``fake_recall``). ``test_df`` / ``train_df``:
-    embeddings tables (``emb_shared``, ``fp_visual``, ``fp_audio``, ``method``, ``method_idx``)
-    of the test and train splits. The attribution column comes from the head when ``cfg``
-    trained it, else from the linear probe (``attribution_source`` says which).
+    embeddings tables of the test and train splits. The attribution column comes from the head
+    when ``cfg`` trained it, else from the linear probe (``attribution_source`` says which).
     """
-    probe = attribution_from_embeddings(train_df, test_df, seed=seed)
+    sc = scored if scored is not None else scored_clips(test_df, train_df, cfg, seed)
+    sm = sample_metrics(sc) if len(sc) else {m: float("nan") for m in BOOT_METRICS}
     head = attribution_trained(cfg)
     out: dict[str, Any] = {
         "arch": cfg.model.arch,
         "balanced_accuracy": _num(metrics.get("balanced_accuracy")),
         "auc": _num(metrics.get("auc")),
-        "attribution_accuracy": _num(metrics.get("attribution_accuracy")) if head else probe,
+        "attribution_accuracy": _num(metrics.get("attribution_accuracy")) if head
+        else sm["probe_accuracy"],
         "attribution_source": "head" if head else "linear_probe",
-        "probe_accuracy": probe,
-        **embedding_scores(test_df),
+        "probe_accuracy": sm["probe_accuracy"],
+        "silhouette": sm["silhouette"],
+        "trace_probe_visual": sm["trace_probe_visual"],
+        "trace_probe_audio": sm["trace_probe_audio"],
         "attribution_majority": _majority_share(test_df),
         "n_test": int(metrics.get("n_test", len(test_df)) or 0),
+        "n_test_identities": int(_known(test_df)["identity"].nunique())
+        if "identity" in test_df.columns else 0,
         "train_seconds": _num(metrics.get("train_seconds")),
     }
     recalls = {}
@@ -244,13 +370,13 @@ def _one_row(row: str, store, cfg: Config, run_dir: Path, cross: Mapping[str, Pa
         log.info("ablation %s: %s is current, not retrained", row, run_dir)
         trained = False
     else:
-        for stale in (ROW_FILE, TRAIN_EMBEDDINGS):
+        for stale in (ROW_FILE, TRAIN_EMBEDDINGS, SCORED_FILE):
             (run_dir / stale).unlink(missing_ok=True)
         train(store, cfg, run_dir, progress=progress)
         trained = True
 
     cache = run_dir / ROW_FILE
-    if not trained and cache.exists():
+    if not trained and cache.exists() and (run_dir / SCORED_FILE).exists():
         cached = json.loads(cache.read_text())
         if cached.get("config_hash") == cfg.hash() and cached.get("version") == ROW_VERSION and \
                 sorted(cached.get("cross", [])) == sorted(cross):
@@ -262,7 +388,9 @@ def _one_row(row: str, store, cfg: Config, run_dir: Path, cross: Mapping[str, Pa
         metrics = evaluate_run(run_dir, store_path, cross_stores=dict(cross))
     test_df = pd.read_parquet(run_dir / "embeddings.parquet")
     train_df = _train_embeddings(run_dir, store, cfg)
-    out = row_metrics(metrics, test_df, train_df, cfg, seed=cfg.train.seed)
+    scored = scored_clips(test_df, train_df, cfg, seed=cfg.train.seed)
+    scored.to_parquet(run_dir / SCORED_FILE, index=False)
+    out = row_metrics(metrics, test_df, train_df, cfg, seed=cfg.train.seed, scored=scored)
     cache.write_text(json.dumps({"config_hash": cfg.hash(), "version": ROW_VERSION,
                                  "cross": sorted(cross),
                                  "row": _jsonable(out)}, indent=2) + "\n")
@@ -278,19 +406,23 @@ def _same_split(run_dirs: Sequence[Path]) -> bool:
 # -- the whole table ----------------------------------------------------------------------------
 def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] | None = None,
                   cross_stores: Mapping[str, str | Path] | None = None,
-                  progress: bool = False) -> pd.DataFrame:
+                  progress: bool = False, n_boot: int = 200, boot_seed: int = 0
+                  ) -> pd.DataFrame:
     """Train and evaluate each ablation row; write ``out_dir/ablation.csv`` and ``.json``.
 
     Args:
         store: the training :class:`~amdd_kit.data.store.ClipStore` (same for every row).
-        cfg: the base config; each row applies its :data:`ABLATIONS` overrides on top. The seed
-            (``cfg.train.seed``) and therefore the identity split are the same for every row.
+        cfg: the base config; each row applies its :data:`ABLATIONS` overrides on top. The
+            training seed (``cfg.train.seed``) and the split seed (``cfg.train.split_seed``,
+            hence the identity split) are the same for every row.
         out_dir: each row trains into ``out_dir/<row>/``.
         rows: names from :data:`ABLATIONS` (default: all, in their order).
         cross_stores: ``{name: store path}`` of held-out sets for ``fake_recall_<name>``;
             ``None`` looks for the LAV-DF / DeepfakeTIMIT / DFDM stores beside ``store``
             (:func:`amdd_kit.evaluate.find_cross_stores`); ``{}`` skips them.
         progress: show fastai's progress bars.
+        n_boot, boot_seed: draws and seed of the paired identity bootstrap
+            (:func:`bootstrap_rows`), written to ``out_dir/bootstrap.json``.
 
     Returns:
         DataFrame indexed by row name: ``description``, ``overrides``, ``status`` (``ok`` or
@@ -332,7 +464,17 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
     if not table["same_split"].all():
         log.warning("ablation rows were trained on different splits: compare with care")
     save_table(table, out_dir)
+    scored = {r: pd.read_parquet(out_dir / r / SCORED_FILE) for r in table.index
+              if table.at[r, "status"] == "ok" and (out_dir / r / SCORED_FILE).exists()}
+    boot = bootstrap_rows(scored, n_boot=n_boot, seed=boot_seed) if scored else {}
+    (out_dir / BOOT_FILE).write_text(json.dumps(_jsonable(boot)) + "\n")
     return table
+
+
+def load_bootstrap(out_dir: str | Path) -> dict[str, dict[str, list[float]]]:
+    """Read ``out_dir/bootstrap.json`` back (``{}`` when it is missing)."""
+    path = Path(out_dir) / BOOT_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def save_table(table: pd.DataFrame, out_dir: str | Path) -> None:
@@ -351,163 +493,107 @@ def load_table(out_dir: str | Path) -> pd.DataFrame:
 
 
 # -- what the numbers say about the paper's claims ----------------------------------------------
-def _se(p: float, n: int) -> float:
-    """Standard error of an accuracy ``p`` measured on ``n`` clips (binomial)."""
-    if not (math.isfinite(p) and n > 0):
-        return float("nan")
-    return math.sqrt(max(p * (1 - p), 1.0 / n) / n)
+def interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap draws (NaN draws dropped; NaNs when none are left)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(v, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
 
 
-def _compare(a: float, b: float, tol: float) -> str:
-    """``"higher"`` when a > b + tol, ``"lower"`` when a < b - tol, else ``"same"``; or
-    ``"unknown"`` when a value is missing."""
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return "unknown"
-    if a > b + tol:
-        return "higher"
-    if a < b - tol:
-        return "lower"
-    return "same"
+def difference(boot: Mapping[str, Mapping[str, Sequence[float]]], row_a: str, row_b: str | None,
+               metric: str, baseline: str | float | None = None) -> tuple[float, float, float]:
+    """Paired bootstrap of ``metric(row_a) - metric(row_b)`` (or minus a baseline metric of
+    ``row_a`` / a constant): ``(mean, lo, hi)`` of the 95 % interval; NaNs when missing."""
+    nan = (float("nan"),) * 3
+    if row_a not in boot or metric not in boot[row_a]:
+        return nan
+    a = np.asarray(boot[row_a][metric], float)
+    if row_b is not None:
+        if row_b not in boot or metric not in boot[row_b]:
+            return nan
+        b = np.asarray(boot[row_b][metric], float)
+    elif isinstance(baseline, str):
+        b = np.asarray(boot[row_a][baseline], float)
+    else:
+        b = np.full_like(a, float(baseline))
+    d = a - b
+    lo, hi = interval(d)
+    return (float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")), lo, hi
 
 
-def paper_claims(table: pd.DataFrame, n_classes: int = 7, silhouette_tol: float = 0.02
+def verdict(lo: float, hi: float) -> str:
+    """``supported`` when the interval of (claimed better - other) lies above 0,
+    ``contradicted`` when it lies below 0, ``cannot tell`` when it holds 0 or is missing."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "cannot tell"
+    return "supported" if lo > 0 else "contradicted" if hi < 0 else "cannot tell"
+
+
+def paper_claims(table: pd.DataFrame, boot: Mapping[str, Mapping[str, Sequence[float]]]
                  ) -> pd.DataFrame:
-    """Check the paper's claims against an ablation table, in plain words.
+    """Check the paper's claims against an ablation table and its identity bootstrap.
 
-    A difference between two accuracies counts only when it exceeds twice the binomial standard
-    error of the accuracies on ``n_test`` clips (``2 * sqrt(p(1-p)/n)``), so small test sets give
-    honest "cannot tell" answers; silhouette and alignment differences must exceed
-    ``silhouette_tol``. Rows missing from the table give ``verdict = "not run"``.
+    Every check is "claimed-better minus other" with a 95 % paired bootstrap interval over test
+    identities (:func:`bootstrap_rows`): ``supported`` when the interval lies above 0,
+    ``contradicted`` when below, ``cannot tell`` when it holds 0, ``not run`` when a row is
+    missing or failed. Accuracies are compared with the baseline a model without the skill
+    gets (0.5 for balanced accuracy, the majority class for attribution), never with 1/7.
 
-    Returns a DataFrame with columns ``claim``, ``paper``, ``ours``, ``verdict``
-    (``supported`` / ``not supported`` / ``cannot tell`` / ``not run``) and ``why``.
+    Returns a DataFrame with columns ``claim``, ``paper``, ``ours``, ``verdict`` and ``why``.
     """
-    t = table[table["status"].astype(str) == "ok"] if "status" in table.columns else table
-    chance = 1.0 / n_classes
-
-    def val(row: str, col: str) -> float:
-        return _num(t.at[row, col]) if row in t.index and col in t.columns else float("nan")
-
-    def tol_acc(row_a: str, row_b: str, col: str) -> float:
-        n = int(_num(t.at[row_a, "n_test"])) if row_a in t.index and "n_test" in t.columns \
-            and math.isfinite(_num(t.at[row_a, "n_test"])) else 0
-        ses = [_se(val(r, col), n) for r in (row_a, row_b)]
-        return 2 * math.sqrt(sum(s * s for s in ses)) if all(math.isfinite(s) for s in ses) \
-            else float("nan")
-
+    ok = set(table.index[table["status"].astype(str) == "ok"]) if "status" in table.columns \
+        else set(table.index)
+    boot = {r: v for r, v in boot.items() if r in ok}
     claims = []
 
-    def add(claim, paper, ours, verdict, why):
-        claims.append({"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
-                       "why": why})
+    def check(claim: str, paper: str, a: str, b: str | None, metric: str,
+              baseline: str | float | None = None, what: str = ""):
+        need = [a] + ([b] if b else [])
+        missing = [r for r in need if r not in boot]
+        if missing:
+            claims.append({"claim": claim, "paper": paper, "ours": "-", "verdict": "not run",
+                           "why": f"row(s) {missing} missing or failed"})
+            return
+        mean, lo, hi = difference(boot, a, b, metric, baseline)
+        va = float(np.nanmean(boot[a][metric]))
+        vb = float(np.nanmean(boot[b][metric])) if b else (
+            float(np.nanmean(boot[a][baseline])) if isinstance(baseline, str) else float(baseline))
+        other = b or ("majority baseline" if isinstance(baseline, str) else f"{baseline:g}")
+        claims.append({
+            "claim": claim, "paper": paper,
+            "ours": f"{what or metric} {va:.3f} ({a}) vs {vb:.3f} ({other})",
+            "verdict": verdict(lo, hi),
+            "why": f"difference {mean:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}] over "
+                   f"test identities (paired bootstrap)"})
 
-    n_full = int(_num(t.at["full", "n_test"])) if "full" in t.index and "n_test" in t.columns \
-        and math.isfinite(_num(t.at["full", "n_test"])) else 0
-
-    # 0. sanity: did the model learn to detect at all? (otherwise the rest is about noise)
-    b = val("full", "balanced_accuracy")
-    claim = "AMDD detects fakes better than chance (sanity check)"
-    if not math.isfinite(b):
-        add(claim, "yes", "-", "not run", "the 'full' row is missing")
-    else:
-        margin = 2 * _se(0.5, n_full) if n_full else 0.05
-        ok = b > 0.5 + margin
-        add(claim, "yes", f"balanced accuracy {b:.1%}", "supported" if ok else "not supported",
-            "chance is 50 %" + ("" if ok else "; the model is undertrained (more epochs?), so "
-                                "the comparisons below mostly compare noise"))
-
-    # 1. full AMDD attributes generators well above chance
-    a = val("full", "attribution_accuracy")
-    if not math.isfinite(a):
-        add("AMDD attributes fakes to their generator", "95.9 %", "-", "not run",
-            "the 'full' row is missing")
-    else:
-        maj = val("full", "attribution_majority")
-        base = max(chance, maj) if math.isfinite(maj) else chance
-        margin = 2 * _se(base, n_full) if n_full else 0.05
-        v = "supported" if a > base + margin else "not supported"
-        add("AMDD attributes fakes to their generator", "95.9 %", f"{a:.1%}", v,
-            f"chance is {base:.1%} (1/{n_classes}, or always naming the most frequent class); "
-            f"ours is {'clearly above' if v == 'supported' else 'not clearly above'} it")
-
-    # 2. without the attribution loss, attribution collapses (probe on the frozen embedding)
-    for other, label in (("no_attribution", "without the attribution loss"),
-                         ("detection_only", "with real/fake labels only")):
-        f, o = val("full", "probe_accuracy"), val(other, "probe_accuracy")
-        claim = f"Attribution collapses {label} (probe on the shared embedding)"
-        if not math.isfinite(o):
-            add(claim, "95.9 % -> 11.0 %", "-", "not run", f"the '{other}' row is missing")
-            continue
-        c = _compare(o, f, tol_acc(other, "full", "probe_accuracy"))
-        verdict = {"lower": "supported", "same": "not supported", "higher": "not supported",
-                   "unknown": "cannot tell"}[c]
-        why = {"lower": "the embedding holds clearly less generator information",
-               "same": "the difference is within noise: the embedding still separates the "
-                       "generators about as well",
-               "higher": "the embedding separates the generators even better",
-               "unknown": "a value is missing"}[c]
-        add(claim, "95.9 % -> 11.0 %", f"{f:.1%} -> {o:.1%} (probe)", verdict,
-            why + f" (the head itself is untrained there, so it sits near chance, "
-                  f"{chance:.0%}: that part of the drop is true by construction)")
-
-    # 3. clusters are clearer with attribution supervision (silhouette)
-    for other in ("no_attribution", "detection_only"):
-        f, o = val("full", "silhouette"), val(other, "silhouette")
-        claim = f"Generator clusters are clearer with attribution supervision (vs {other})"
-        if not math.isfinite(o):
-            add(claim, "clearer clusters", "-", "not run", f"the '{other}' row is missing")
-            continue
-        c = _compare(f, o, silhouette_tol)
-        add(claim, "clearer clusters", f"silhouette {f:.3f} vs {o:.3f}",
-            {"higher": "supported", "same": "cannot tell", "lower": "not supported",
-             "unknown": "cannot tell"}[c],
-            f"a silhouette difference must exceed {silhouette_tol} to count")
-
-    # 4. every auxiliary term helps (detection and attribution do not get better without it)
+    check("AMDD detects fakes better than chance (sanity check)", "99.7 %", "full", None,
+          "balanced_accuracy", 0.5, "balanced accuracy")
+    check("AMDD attributes fakes to their generator (above the majority baseline)", "95.9 %",
+          "full", None, "attribution_accuracy", "attribution_majority", "attribution accuracy")
+    for other, label in (("detection_only", "with real/fake labels only"),
+                         ("no_attribution", "without the attribution loss")):
+        check(f"The shared embedding holds less generator information {label} "
+              f"(linear probe)", "95.9 % -> 11.0 %", "full", other, "probe_accuracy",
+              what="probe accuracy")
+        check(f"Generator clusters are clearer with attribution supervision (vs {other})",
+              "clearer clusters", "full", other, "silhouette", what="silhouette")
     for other, term in (("no_cmffc", "CMFFC (Eq. 4)"), ("no_contrastive", "contrastive (Eq. 3)"),
                         ("no_centroid", "centroid (Eq. 5)")):
-        claim = f"The {term} term helps"
-        if other not in t.index or "full" not in t.index:
-            add(claim, "each term helps", "-", "not run", f"the '{other}' or 'full' row is missing")
-            continue
-        parts, cmp = [], []
-        for col in ("balanced_accuracy", "attribution_accuracy"):
-            c = _compare(val("full", col), val(other, col), tol_acc("full", other, col))
-            cmp.append(c)
-            parts.append(f"{col.replace('_', ' ')} {val('full', col):.1%} with vs "
-                         f"{val(other, col):.1%} without")
-        verdict = "supported" if "higher" in cmp and "lower" not in cmp else \
-            "not supported" if "lower" in cmp else "cannot tell"
-        add(claim, "each term helps", "; ".join(parts), verdict,
-            "a difference counts when it exceeds twice its standard error")
-
-    # 5. CMFFC aligns the visual and audio fingerprints
-    f, o = val("full", "cmffc_alignment"), val("no_cmffc", "cmffc_alignment")
-    claim = "CMFFC makes the visual and audio fingerprints of a generator agree"
-    if not math.isfinite(o):
-        add(claim, "aligned fingerprints", "-", "not run", "the 'no_cmffc' row is missing")
-    else:
-        c = _compare(f, o, silhouette_tol)
-        add(claim, "aligned fingerprints", f"centroid cosine {f:.3f} with vs {o:.3f} without",
-            {"higher": "supported", "same": "cannot tell", "lower": "not supported",
-             "unknown": "cannot tell"}[c], f"a difference must exceed {silhouette_tol}")
-
-    # 6. AMDD beats CAD
-    claim = "AMDD outperforms CAD"
-    if "cad" not in t.index or "full" not in t.index:
-        add(claim, "AMDD > CAD", "-", "not run", "the 'cad' or 'full' row is missing")
-    else:
-        cmp, parts = [], []
-        for col in ("balanced_accuracy", "attribution_accuracy", "fake_recall_heldout"):
-            a, b = val("full", col), val("cad", col)
-            if not (math.isfinite(a) and math.isfinite(b)):
-                continue
-            cmp.append(_compare(a, b, tol_acc("full", "cad", col)))
-            parts.append(f"{col.replace('_', ' ')} {a:.1%} vs {b:.1%}")
-        verdict = "supported" if "higher" in cmp and "lower" not in cmp else \
-            "not supported" if "lower" in cmp else "cannot tell"
-        add(claim, "AMDD > CAD", "; ".join(parts) or "-", verdict,
-            "AMDD first, CAD second; a difference counts when it exceeds twice its standard error")
+        check(f"The {term} term helps detection", "each term helps", "full", other,
+              "balanced_accuracy", what="balanced accuracy")
+        check(f"The {term} term helps attribution", "each term helps", "full", other,
+              "attribution_accuracy", what="attribution accuracy")
+    for mod in ("visual", "audio"):
+        check(f"CMFFC makes the {mod} fingerprint identify its own trace (linear probe)",
+              "consistent fingerprints", "full", "no_cmffc", f"trace_probe_{mod}",
+              what=f"{mod} trace probe")
+    check("AMDD outperforms CAD (detection)", "AMDD > CAD", "full", "cad", "balanced_accuracy",
+          what="balanced accuracy")
+    check("AMDD outperforms CAD (attribution)", "AMDD > CAD", "full", "cad",
+          "attribution_accuracy", what="attribution accuracy")
     return pd.DataFrame(claims, columns=["claim", "paper", "ours", "verdict", "why"])
 
 
@@ -518,7 +604,8 @@ METRIC_LABELS: dict[str, str] = {
     "attribution_accuracy": "attribution accuracy (head; probe where the head was untrained)",
     "probe_accuracy": "linear-probe attribution accuracy (shared embedding)",
     "silhouette": "silhouette of the generator clusters (cosine)",
-    "cmffc_alignment": "CMFFC alignment: cos(visual, audio fingerprint centroids)",
+    "trace_probe_visual": "visual fingerprint -> visual trace (linear probe)",
+    "trace_probe_audio": "audio fingerprint -> audio trace (linear probe)",
     "fake_recall_heldout": "fake recall on held-out generators (mean over sets)",
 }
 
@@ -526,7 +613,8 @@ METRIC_LABELS: dict[str, str] = {
 def metric_figure(table: pd.DataFrame, metric: str):
     """Bar chart of one metric across the ablation rows (failed rows show as gaps).
 
-    Reference lines: chance for the accuracies (0.5 for detection, 1/7 for attribution).
+    Reference lines: what a model without the skill gets (0.5 for detection, always naming the
+    most frequent class for attribution).
     """
     import plotly.graph_objects as go
 
@@ -537,12 +625,16 @@ def metric_figure(table: pd.DataFrame, metric: str):
     fig = go.Figure(go.Bar(x=[str(r) for r in table.index], y=vals, marker_color=colors,
                            text=["n/a" if not np.isfinite(v) else f"{v:.3f}" for v in vals],
                            textposition="outside"))
-    chance = {"balanced_accuracy": 0.5, "auc": 0.5, "attribution_accuracy": 1 / 7,
-              "probe_accuracy": 1 / 7}.get(metric)
+    majority = float(pd.to_numeric(table.get("attribution_majority"), errors="coerce").max()) \
+        if "attribution_majority" in table.columns else float("nan")
+    chance = {"balanced_accuracy": 0.5, "auc": 0.5}.get(metric)
+    if metric in ("attribution_accuracy", "probe_accuracy") and math.isfinite(majority):
+        chance = majority
     if chance is not None:
         fig.add_hline(y=chance, line_dash="dash", line_color="grey",
-                      annotation_text=f"chance {chance:.2f}")
-    lo = -1.05 if metric in ("silhouette", "cmffc_alignment") else 0
+                      annotation_text=f"{'chance' if chance == 0.5 else 'majority class'} "
+                                      f"{chance:.2f}")
+    lo = -1.05 if metric == "silhouette" else 0
     fig.update_layout(title=METRIC_LABELS.get(metric, metric), yaxis=dict(range=[lo, 1.1]),
                       width=640, height=400, showlegend=False)
     return fig

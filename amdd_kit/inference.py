@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .config import METHODS, Config
+from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config
 from .loaders import to_model_inputs
 
 EMBED_COLUMNS = ("emb_shared", "fp_visual", "fp_audio")
@@ -56,13 +56,14 @@ def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
                    batch_size: int = 32, device=None) -> dict[str, np.ndarray]:
     """Run the model over arrays of clips (``[N,T,3,H,W]`` uint8, ``[N,n_mels,S]`` f16).
 
-    Returns numpy arrays: ``p_fake [N]``, ``attr_probs [N,C]`` and the embeddings
-    ``embedding [N,d_e]``, ``f_v``, ``f_a`` ``[N,d_f]``.
+    Returns numpy arrays: ``p_fake [N]``, ``attr_probs [N,C]``, the embeddings
+    ``embedding [N,d_e]``, ``f_v``, ``f_a`` ``[N,d_f]``, and each fingerprint's trace guess
+    ``trace_v [N]`` (index into ``VISUAL_TRACES``), ``trace_a [N]`` (``AUDIO_TRACES``).
     """
     device = torch.device(device) if device else next(model.parameters()).device
     model.eval()
     outs: dict[str, list[np.ndarray]] = {k: [] for k in ("p_fake", "attr_probs", "embedding",
-                                                         "f_v", "f_a")}
+                                                         "f_v", "f_a", "trace_v", "trace_a")}
     for s in range(0, len(frames_u8), batch_size):
         fr, me = to_model_inputs(frames_u8[s:s + batch_size], mels_f16[s:s + batch_size], cfg,
                                  device)
@@ -72,6 +73,10 @@ def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
         outs["attr_probs"].append(torch.softmax(out["attr_logits"].float(), -1).cpu().numpy())
         for k in ("embedding", "f_v", "f_a"):
             outs[k].append(out[k].float().cpu().numpy())
+        for k in ("trace_v", "trace_a"):
+            logits = out.get(f"trace_logits_{k[-1]}")
+            outs[k].append(logits.argmax(-1).cpu().numpy() if logits is not None
+                           else np.full(len(fr), -1))
     return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
 
 
@@ -82,11 +87,15 @@ def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | N
 
     Columns (the ``embeddings.parquet`` contract): ids and labels from the store manifest,
     ``p_fake``, ``pred_label``, ``pred_method``, ``pred_method_idx``, ``split`` and the vectors
-    ``emb_shared`` (shared embedding), ``fp_visual``, ``fp_audio`` (fingerprints f_v, f_a).
+    ``emb_shared`` (shared embedding), ``fp_visual``, ``fp_audio`` (fingerprints f_v, f_a);
+    ``trace_visual`` / ``trace_audio`` (each modality's true trace, ``config.METHOD_TRACES``;
+    empty for a generator outside the table) and ``pred_trace_visual`` / ``pred_trace_audio``
+    (what the fingerprints' trace classifiers say, CMFFC Eq. 4).
     """
     m = store.manifest
     idx = np.arange(len(m)) if indices is None else np.sort(np.asarray(indices, np.int64))
-    res = {k: [] for k in ("p_fake", "attr_probs", "embedding", "f_v", "f_a")}
+    res = {k: [] for k in ("p_fake", "attr_probs", "embedding", "f_v", "f_a", "trace_v",
+                           "trace_a")}
     for s in range(0, len(idx), 256):  # read the memmaps in slices, not all at once
         chunk = idx[s:s + 256]
         r = forward_arrays(model, store.frames[chunk], store.mels[chunk], cfg, batch_size,
@@ -105,6 +114,12 @@ def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | N
     pred_idx = res["attr_probs"].argmax(axis=1) if len(df) else np.zeros(0, dtype=int)
     df["pred_method_idx"] = pred_idx.astype(int)
     df["pred_method"] = [METHODS[i] for i in pred_idx]
+    traces = [METHOD_TRACES.get(str(m), ("", "")) for m in df.get("method", [""] * len(df))]
+    df["trace_visual"] = [t[0] for t in traces]
+    df["trace_audio"] = [t[1] for t in traces]
+    for col, key, names in (("pred_trace_visual", "trace_v", VISUAL_TRACES),
+                            ("pred_trace_audio", "trace_a", AUDIO_TRACES)):
+        df[col] = [names[i] if i >= 0 else "" for i in res[key].astype(int)]
     if split is not None:
         df["split"] = np.asarray(split)[idx]
     for col, key in _KEYS.items():

@@ -16,7 +16,7 @@ import pytest
 
 from amdd_kit import ablation as A
 from amdd_kit import shortcut as S
-from amdd_kit.config import METHODS, get_config
+from amdd_kit.config import METHOD_TRACES, METHODS, get_config
 
 
 # -- fabricated embeddings ----------------------------------------------------------------------
@@ -81,12 +81,23 @@ def test_linear_probe_reads_generator_information_from_the_embedding():
     assert A.attribution_from_embeddings(tr, te_unknown) == A.attribution_from_embeddings(tr, te)
 
 
-def test_embedding_scores_see_clusters_and_alignment():
+def test_embedding_scores_and_trace_probes_see_structure_and_refuse_collapse():
     clear = A.embedding_scores(fake_embeddings(10, 4.0, 0, "test"))
     blur = A.embedding_scores(fake_embeddings(10, 0.0, 0, "test", align=False))
     assert clear["silhouette"] > blur["silhouette"] + 0.2
-    assert clear["cmffc_alignment"] > 0.99
-    assert blur["cmffc_alignment"] < 0.8
+    cfg = get_config("tiny")
+    tr, te = fake_embeddings(12, 3.0, 0, "train"), fake_embeddings(6, 3.0, 1, "test")
+    good = A.row_metrics({}, te, tr, cfg)
+    # class-informative fingerprints: each names its own modality's trace
+    assert good["trace_probe_visual"] > 0.9 and good["trace_probe_audio"] > 0.9
+    # collapsed fingerprints (one constant vector) can only reach the majority trace
+    flat = lambda d: d.assign(fp_visual=[np.ones(8, np.float32)] * len(d),
+                              fp_audio=[np.ones(8, np.float32)] * len(d))
+    collapsed = A.row_metrics({}, flat(te), flat(tr), cfg)
+    majority_v = pd.Series([METHOD_TRACES[m][0] for m in te["method"]]).value_counts(
+        normalize=True).max()
+    assert collapsed["trace_probe_visual"] <= majority_v + 1e-9
+    assert collapsed["trace_probe_visual"] < good["trace_probe_visual"] - 0.4
 
 
 def test_row_metrics_uses_the_probe_when_the_head_was_not_trained():
@@ -169,6 +180,12 @@ def test_run_ablations_builds_the_table_and_resumes(tmp_path, fake_train):
     assert list(back.index) == rows
     recs = json.loads((tmp_path / "abl" / "ablation.json").read_text())
     assert [r["row"] for r in recs] == rows and recs[2]["balanced_accuracy"] is None
+    boot = A.load_bootstrap(tmp_path / "abl")
+    assert set(boot) == {"full", "no_attribution"}               # failed rows have no draws
+    assert len(boot["full"]["probe_accuracy"]) == 200
+    lo, hi = A.interval(np.subtract(boot["full"]["probe_accuracy"],
+                                    boot["no_attribution"]["probe_accuracy"]))
+    assert lo > 0.3                                               # a real, clear difference
 
     # resumable: finished rows are read, only the failed one is tried again
     fake_train.calls.clear()
@@ -206,14 +223,22 @@ def test_run_is_current_checks_config_and_store(tmp_path):
 
 
 # -- the claims ---------------------------------------------------------------------------------
-def claims_table(changes: dict | None = None) -> pd.DataFrame:
-    base = {"status": "ok", "n_test": 400, "balanced_accuracy": 0.9, "auc": 0.95,
-            "attribution_accuracy": 0.9, "probe_accuracy": 0.9, "silhouette": 0.3,
-            "cmffc_alignment": 0.8, "fake_recall_heldout": 0.3}
-    rows = {r: dict(base) for r in A.ABLATIONS}
-    for (row, col), v in (changes or {}).items():
-        rows[row][col] = v
-    return pd.DataFrame.from_dict(rows, orient="index")
+def claims_boot(changes: dict | None = None, spread: float = 0.02, n: int = 200,
+                seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """A table and bootstrap draws: every row's metric ~ N(value, spread) per draw."""
+    base = {"balanced_accuracy": 0.9, "attribution_accuracy": 0.9, "probe_accuracy": 0.9,
+            "silhouette": 0.3, "trace_probe_visual": 0.9, "trace_probe_audio": 0.9,
+            "attribution_majority": 0.25}
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=n)                 # paired draws: rows move together
+    boot = {}
+    for r in A.ABLATIONS:
+        vals = dict(base)
+        vals.update({col: v for (row, col), v in (changes or {}).items() if row == r})
+        boot[r] = {m: list(v + spread * (shared + 0.3 * rng.normal(size=n)))
+                   for m, v in vals.items()}
+    table = pd.DataFrame({"status": ["ok"] * len(A.ABLATIONS)}, index=list(A.ABLATIONS))
+    return table, boot
 
 
 def _verdict(claims: pd.DataFrame, start: str) -> str:
@@ -222,45 +247,65 @@ def _verdict(claims: pd.DataFrame, start: str) -> str:
     return hit["verdict"].iloc[0]
 
 
-def test_paper_claims_follow_the_numbers():
-    supported = claims_table({("no_attribution", "probe_accuracy"): 0.12,
-                                ("no_attribution", "silhouette"): 0.0,
-                                ("no_cmffc", "cmffc_alignment"): 0.1,
-                                ("cad", "balanced_accuracy"): 0.7})
-    c = A.paper_claims(supported)
+def test_paper_claims_can_come_out_either_way():
+    t, b = claims_boot({("detection_only", "probe_accuracy"): 0.3,
+                        ("detection_only", "silhouette"): 0.0,
+                        ("no_cmffc", "trace_probe_visual"): 0.5,
+                        ("cad", "balanced_accuracy"): 0.7})
+    c = A.paper_claims(t, b)
     assert set(c.columns) == {"claim", "paper", "ours", "verdict", "why"}
+    assert _verdict(c, "AMDD detects fakes") == "supported"
     assert _verdict(c, "AMDD attributes") == "supported"
-    assert _verdict(c, "Attribution collapses without") == "supported"
-    assert _verdict(c, "Generator clusters are clearer with attribution supervision (vs no_att") \
+    assert _verdict(c, "The shared embedding holds less generator information with real/fake") \
         == "supported"
-    assert _verdict(c, "CMFFC makes") == "supported"
-    assert _verdict(c, "AMDD outperforms CAD") == "supported"
-    # identical rows: no claim about a difference can be supported
-    same = A.paper_claims(claims_table())
-    assert _verdict(same, "Attribution collapses without") == "not supported"
-    assert _verdict(same, "The CMFFC (Eq. 4) term helps") == "cannot tell"
-    # a small difference on few clips is noise, not evidence
-    noisy = A.paper_claims(claims_table({("no_cmffc", "balanced_accuracy"): 0.85,
-                                          **{(r, "n_test"): 20 for r in A.ABLATIONS}}))
-    assert _verdict(noisy, "The CMFFC (Eq. 4) term helps") == "cannot tell"
-    # attribution at chance is not "supported"
-    assert _verdict(A.paper_claims(claims_table({("full", "attribution_accuracy"): 0.15})),
-                    "AMDD attributes") == "not supported"
-    # always naming the most frequent class is chance too (here: reals are 25 % of the clips)
-    majority = A.paper_claims(claims_table({("full", "attribution_accuracy"): 0.25,
-                                            ("full", "attribution_majority"): 0.25,
-                                            ("full", "n_test"): 80}))
-    assert _verdict(majority, "AMDD attributes") == "not supported"
-    # an undertrained model is flagged before anything else
-    assert _verdict(same, "AMDD detects fakes better than chance") == "supported"
-    flat = A.paper_claims(claims_table({("full", "balanced_accuracy"): 0.5}))
-    assert _verdict(flat, "AMDD detects fakes better than chance") == "not supported"
+    assert _verdict(c, "Generator clusters are clearer with attribution supervision (vs det") \
+        == "supported"
+    assert _verdict(c, "CMFFC makes the visual") == "supported"
+    assert _verdict(c, "AMDD outperforms CAD (detection)") == "supported"
+    # identical rows: no difference can be supported
+    same = A.paper_claims(*claims_boot())
+    assert _verdict(same, "The shared embedding holds less") == "cannot tell"
+    assert _verdict(same, "CMFFC makes the visual") == "cannot tell"
+    # the other way round is said as such
+    rev = A.paper_claims(*claims_boot({("detection_only", "silhouette"): 0.6,
+                                        ("no_cmffc", "trace_probe_visual"): 0.99}))
+    assert _verdict(rev, "Generator clusters are clearer with attribution supervision (vs det") \
+        == "contradicted"
+    assert _verdict(rev, "CMFFC makes the visual") == "contradicted"
+    # noisy draws hide a small difference
+    noisy = A.paper_claims(*claims_boot({("no_cmffc", "balanced_accuracy"): 0.88}, spread=0.2))
+    assert _verdict(noisy, "The CMFFC (Eq. 4) term helps detection") == "cannot tell"
+    # attribution at the majority baseline is not "supported" (1/7 is not the baseline)
+    at_majority = A.paper_claims(*claims_boot({("full", "attribution_accuracy"): 0.25}))
+    assert _verdict(at_majority, "AMDD attributes") != "supported"
+    flat = A.paper_claims(*claims_boot({("full", "balanced_accuracy"): 0.5}))
+    assert _verdict(flat, "AMDD detects fakes") == "cannot tell"
     # missing and failed rows
-    partial = A.paper_claims(claims_table().loc[["full", "no_attribution"]])
+    t2, b2 = claims_boot()
+    partial = A.paper_claims(t2.loc[["full", "no_attribution"]],
+                             {r: b2[r] for r in ("full", "no_attribution")})
     assert _verdict(partial, "AMDD outperforms CAD") == "not run"
-    failed = claims_table()
-    failed.loc["no_attribution", "status"] = "failed: x"
-    assert _verdict(A.paper_claims(failed), "Attribution collapses without") == "not run"
+    t2.loc["no_attribution", "status"] = "failed: x"
+    assert _verdict(A.paper_claims(t2, b2), "The shared embedding holds less generator "
+                                            "information without") == "not run"
+
+
+def test_bootstrap_resamples_identities_not_clips():
+    """One identity that is always wrong: the interval must be wide (clip-level noise would
+    look tiny with 16 clips per identity)."""
+    rows = []
+    for i in range(5):
+        for k in range(16):
+            rows.append({"identity": f"id{i}", "method": METHODS[k % 7], "method_idx": k % 7,
+                         "label": int(k % 7 > 0), "p_fake": float(k % 7 > 0),
+                         "emb_shared": np.eye(8, dtype=np.float32)[k % 7],
+                         "attr_ok": float(i != 0), "probe_ok": float(i != 0),
+                         "trace_v_ok": 1.0, "trace_a_ok": 1.0})
+    sc = pd.DataFrame(rows)
+    boot = A.bootstrap_rows({"full": sc}, n_boot=300, seed=1)
+    lo, hi = A.interval(boot["full"]["attribution_accuracy"])
+    assert lo <= 0.6 and hi == pytest.approx(1.0)      # 0..2 copies of the bad identity
+    assert np.mean(boot["full"]["attribution_accuracy"]) == pytest.approx(0.8, abs=0.05)
 
 
 # -- the shortcut audit pieces ------------------------------------------------------------------
@@ -306,7 +351,8 @@ def test_audit_findings_are_computed_from_the_numbers():
 
 
 def test_metric_figure_shows_each_row_and_gaps_for_failed_rows():
-    t = claims_table().loc[["full", "no_attribution", "cad"]]
+    t = pd.DataFrame({"status": "ok", "balanced_accuracy": 0.9, "attribution_majority": 0.25},
+                     index=["full", "no_attribution", "cad"])
     t.loc["cad", "status"], t.loc["cad", "balanced_accuracy"] = "failed: x", np.nan
     fig = A.metric_figure(t, "balanced_accuracy")
     bar = fig.data[0]
