@@ -229,3 +229,26 @@ def test_keep_pool_reuses_the_workers(files, tmp_path):
     finally:
         pp.close_pools()
     assert not pp._WARM
+
+
+def test_native_crop_copies_pixels_and_keeps_a_checkerboard():
+    """The face fits the crop: the crop is a window of source pixels (no interpolation), so a
+    2-px checkerboard survives; the classic resize of a larger box averages it away."""
+    from amdd_kit.data.faces import crop_faces, crop_scale
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(60, 200, (72, 72, 3)).astype(np.uint8)
+    yy, xx = np.mgrid[0:72, 0:72]
+    cb = np.clip(frame + 6 * np.where((xx + yy) % 2 == 0, 1, -1)[..., None], 0, 255).astype(np.uint8)
+    boxes = np.array([[36.0, 36.0, 50.0]] * 2)
+    assert crop_scale(boxes, 64, 0.25, "native") == 1.0
+    native = crop_faces([cb, cb], boxes, 64, 0.25, "native")
+    assert np.array_equal(native[0], cb[4:68, 4:68])
+    resized = crop_faces([cb, cb], boxes, 64, 0.25, "resize")      # 75 px box -> 64 px
+    sign = np.where((xx[:64, :64] + yy[:64, :64]) % 2 == 0, 1, -1)[..., None]
+    energy = lambda c: abs(float((c.astype(float) * sign).mean()))
+    assert energy(native[0]) > 4 and energy(resized[0]) < 0.5 * energy(native[0])
+    big = np.array([[36.0, 36.0, 70.0]] * 2)                       # face larger than the crop
+    assert crop_scale(big, 64, 0.25, "native") < 1.0
+    with pytest.raises(ValueError, match="crop mode"):
+        crop_scale(boxes, 64, 0.25, "zoom")

@@ -181,26 +181,65 @@ def detect_faces(frames_rgb: np.ndarray | list[np.ndarray], every: int = 5,
     return FaceTrack(boxes.astype(np.float32), sampled, found)
 
 
-def crop_face(frame_rgb: np.ndarray, box: np.ndarray, size: int, margin: float) -> np.ndarray:
-    """Square crop around ``box = (cx, cy, side)`` enlarged by ``margin`` on each side.
+CROP_MODES: tuple[str, ...] = ("native", "resize")
 
-    Parts of the square outside the frame are padded with black; the crop is resized to
-    ``size x size`` (INTER_AREA when shrinking). Returns uint8 ``[size, size, 3]``.
+
+def crop_scale(boxes: np.ndarray, size: int, margin: float, mode: str = "native") -> float:
+    """The resampling factor the crops of one video get (1.0 = pixels copied, no resampling).
+
+    ``mode="native"``: when the median detected face side fits in ``size`` source pixels, the
+    crop is a ``size x size`` window of the source frame around the face: no resampling, so
+    pixel-level forensic traces (a 2-px up-sampling checkerboard, a sharp blend seam) reach the
+    model exactly as the codec left them; the margin is whatever room the window leaves
+    (at least ``margin`` when the face is small enough). When the face is larger than ``size``,
+    the margin-enlarged box is shrunk to ``size`` (factor < 1: area averaging, which erases
+    detail finer than 1/factor pixels; ``amdd-kit preprocess`` logs it).
+    ``mode="resize"``: always resize the margin-enlarged box to ``size`` (the classic pipeline;
+    factor = size / enlarged side, < 1 shrinks, > 1 enlarges).
+    """
+    if mode not in CROP_MODES:
+        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
+    side = float(np.median(np.asarray(boxes, dtype=np.float64)[:, 2]))
+    enlarged = max(1.0, side * (1 + 2 * margin))
+    if mode == "native" and side <= size:
+        return 1.0
+    return size / enlarged
+
+
+def crop_face(frame_rgb: np.ndarray, box: np.ndarray, size: int, margin: float,
+              scale: float | None = None) -> np.ndarray:
+    """Square face crop ``uint8 [size, size, 3]`` around ``box = (cx, cy, side)``.
+
+    ``scale`` (see :func:`crop_scale`): 1.0 copies a ``size x size`` window of source pixels
+    centred on the face (integer offsets, no interpolation); any other value (default: the
+    box enlarged by ``margin`` on each side) takes a square of ``size / scale`` source pixels
+    and resizes it (INTER_AREA when shrinking, INTER_LINEAR when enlarging). Parts of the square
+    outside the frame are padded with black.
     """
     h, w = frame_rgb.shape[:2]
     cx, cy, side = (float(v) for v in box)
-    half = max(1.0, side * (1 + 2 * margin) / 2)
-    x0, y0 = int(round(cx - half)), int(round(cy - half))
-    x1, y1 = int(round(cx + half)), int(round(cy + half))
+    if scale is None:
+        scale = size / max(1.0, side * (1 + 2 * margin))
+    if scale == 1.0:
+        x0, y0 = int(round(cx - size / 2)), int(round(cy - size / 2))
+        x1, y1 = x0 + size, y0 + size
+    else:
+        half = max(1.0, size / scale / 2)
+        x0, y0 = int(round(cx - half)), int(round(cy - half))
+        x1, y1 = int(round(cx + half)), int(round(cy + half))
     canvas = np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8)
     sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if sx1 > sx0 and sy1 > sy0:
         canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = frame_rgb[sy0:sy1, sx0:sx1]
+    if canvas.shape[:2] == (size, size):
+        return canvas
     interp = cv2.INTER_AREA if canvas.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(canvas, (size, size), interpolation=interp)
 
 
 def crop_faces(frames_rgb: np.ndarray | list[np.ndarray], boxes: np.ndarray, size: int,
-               margin: float) -> np.ndarray:
-    """:func:`crop_face` over a sequence: uint8 ``[N, size, size, 3]``."""
-    return np.stack([crop_face(f, b, size, margin) for f, b in zip(frames_rgb, boxes)])
+               margin: float, mode: str = "native") -> np.ndarray:
+    """:func:`crop_face` over a sequence: uint8 ``[N, size, size, 3]``, one scale for all frames
+    (:func:`crop_scale` of the whole track, so the face keeps its pixel size over time)."""
+    scale = crop_scale(boxes, size, margin, mode)
+    return np.stack([crop_face(f, b, size, margin, scale) for f, b in zip(frames_rgb, boxes)])

@@ -63,7 +63,7 @@ import torch
 
 from ..config import DataConfig
 from .codec import check_codec, encode_frames
-from .faces import crop_faces, detect_faces
+from .faces import crop_faces, crop_scale, detect_faces
 from .workdir import (check_data_config, is_done, load_work_item, save_skip,  # noqa: F401
                       save_work_item)
 
@@ -408,7 +408,11 @@ def clips_from_video(video_path: str | Path, cfg: DataConfig,
     if track.face_fraction < cfg.min_face_fraction:
         raise SkipVideo("no_face", f"face found in {track.found.sum()}/{len(track.found)} "
                                    f"sampled frames (< {cfg.min_face_fraction:.0%})")
-    crops = crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin)
+    scale = crop_scale(track.boxes, cfg.image_size, cfg.face_margin, cfg.crop_mode)
+    if scale < 1.0:
+        log.info("%s: face crops shrunk by %.2f (face larger than %d px): detail finer than "
+                 "%.1f px is averaged away", video_path, scale, cfg.image_size, 1 / scale)
+    crops = crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin, cfg.crop_mode)
     K, T, s = len(starts), cfg.n_frames, cfg.image_size
     crops = np.ascontiguousarray(crops.reshape(K, T, s, s, 3).transpose(0, 1, 4, 2, 3))
 
@@ -416,7 +420,8 @@ def clips_from_video(video_path: str | Path, cfg: DataConfig,
     starts_s = starts / cfg.fps
     mels = log_mel_windows(samples, starts_s, cfg, audio_t0)
     info = {"src_fps": round(float(src_fps), 3), "decoded_s": round(float(duration), 3),
-            "offset": round(offset, 3), "face_fraction": round(track.face_fraction, 3)}
+            "offset": round(offset, 3), "face_fraction": round(track.face_fraction, 3),
+            "crop_scale": round(scale, 3)}
     return VideoClips(crops, mels, starts_s.astype(np.float64), info)
 
 
