@@ -397,3 +397,105 @@ def leading_silence_table(root: str | Path, manifest: pd.DataFrame, threshold_db
     videos["leading_silence_s"] = out
     videos["error"] = errors
     return videos
+
+
+# -- every trace, measured on the clip store ------------------------------------------------------
+def _region(frames: np.ndarray, top: float, bottom: float, left: float, right: float) -> np.ndarray:
+    """``frames[..., top:bottom, left:right]`` with the box given as fractions of H and W."""
+    h, w = frames.shape[-2:]
+    return frames[..., int(top * h):max(int(top * h) + 1, int(bottom * h)),
+                  int(left * w):max(int(left * w) + 1, int(right * w))]
+
+
+def mouth_sharpness(frames: np.ndarray) -> float:
+    """Detail in the mouth relative to the eyes: mean |Laplacian| of the mouth region over that
+    of the eye region (luma), for uint8 ``[T, 3, H, W]`` face crops.
+
+    A mouth re-rendered at low resolution (wav2lip) is blurrier than the eyes of the same face;
+    the ratio cancels the overall sharpness of the video.
+    """
+    import cv2
+
+    g = _grey(frames)
+    lap = lambda r: float(np.mean([np.abs(cv2.Laplacian(x, cv2.CV_32F)).mean() for x in r]))
+    return lap(_region(g, 0.62, 0.82, 0.31, 0.69)) / max(lap(_region(g, 0.28, 0.47, 0.25, 0.75)),
+                                                          1e-6)
+
+
+def face_tone(frames: np.ndarray) -> np.ndarray:
+    """``log(cheek colour / neck colour)`` per RGB channel ``[3]`` of uint8 ``[T, 3, H, W]`` crops.
+
+    A face swap blends a foreign, colour-shifted inner face above the person's own neck: the
+    ratio moves away from the one the same person's real videos show.
+    """
+    f = np.asarray(frames, np.float32)
+    cheek = _region(f, 0.50, 0.63, 0.28, 0.72).mean(axis=(0, 2, 3))
+    neck = _region(f, 0.90, 0.98, 0.40, 0.60).mean(axis=(0, 2, 3))
+    return np.log((cheek + 1.0) / (neck + 1.0))
+
+
+def store_traces(store, cutoff_hz: float = 5000.0) -> pd.DataFrame:
+    """One row per clip of a :class:`~amdd_kit.data.store.ClipStore` with the trace measures
+    that the model can see: ``checkerboard_db`` (:func:`checkerboard_score`),
+    ``mouth_sharpness``, ``tone_shift`` (largest per-channel change of :func:`face_tone` from
+    the mean of the same identity's real clips) and ``high_band`` (:func:`high_band_energy`).
+    Columns ``method`` and ``identity`` come from the manifest.
+    """
+    m = store.manifest
+    cfg = getattr(store, "data_config", None)
+    f_min = getattr(cfg, "f_min", 20.0)
+    f_max = getattr(cfg, "f_max", 8000.0)
+    rows, tones = [], []
+    for i in range(len(m)):
+        fr = np.asarray(store.frames[i])
+        tones.append(face_tone(fr))
+        rows.append({"checkerboard_db": checkerboard_score(fr), "mouth_sharpness": mouth_sharpness(fr),
+                     "high_band": float(high_band_energy(np.asarray(store.mels[i]), cutoff_hz,
+                                                         f_min, f_max))})
+    out = pd.DataFrame(rows)
+    out["method"], out["identity"] = m["method"].to_numpy(), m["identity"].to_numpy()
+    tones = np.stack(tones)
+    shift = np.full(len(m), np.nan)
+    for ident, idx in out.groupby("identity").indices.items():
+        real = idx[out["method"].to_numpy()[idx] == "real"]
+        if len(real):
+            ref = tones[real].mean(axis=0)
+            shift[idx] = np.abs(tones[idx] - ref).max(axis=1)
+            if len(real) > 1:  # a real clip against the *other* real clips, not itself
+                for j in real:
+                    others = real[real != j]
+                    shift[j] = np.abs(tones[j] - tones[others].mean(axis=0)).max()
+    out["tone_shift"] = shift
+    return out
+
+
+#: Which measure shows which generator's trace, and in which direction (+1: larger than real).
+TRACE_MEASURES: dict[str, tuple[str, int]] = {
+    "checkerboard_db": ("fsgan up-sampling checkerboard", +1),
+    "mouth_sharpness": ("wav2lip low-resolution mouth", -1),
+    "tone_shift": ("face-swap colour / seam of a foreign inner face", +1),
+    "high_band": ("RTVC cloned voice, band-limited", -1),
+}
+
+
+def trace_separability(table: pd.DataFrame) -> pd.DataFrame:
+    """ROC AUC of each measure for each generator against the real clips (oriented so that 1.0
+    means the generator's clips all lie on the trace side of every real clip; 0.5 = no trace).
+
+    Returns a DataFrame indexed by generator, one column per measure of :data:`TRACE_MEASURES`.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    real = table[table["method"] == "real"]
+    out = {}
+    for method, g in table[table["method"] != "real"].groupby("method"):
+        row = {}
+        for col, (_, sign) in TRACE_MEASURES.items():
+            a, b = real[col].dropna().to_numpy(), g[col].dropna().to_numpy()
+            if len(a) and len(b):
+                y = np.r_[np.zeros(len(a)), np.ones(len(b))]
+                row[col] = float(roc_auc_score(y, sign * np.r_[a, b]))
+            else:
+                row[col] = float("nan")
+        out[method] = row
+    return pd.DataFrame.from_dict(out, orient="index")
