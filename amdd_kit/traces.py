@@ -499,3 +499,18 @@ def trace_separability(table: pd.DataFrame) -> pd.DataFrame:
                 row[col] = float("nan")
         out[method] = row
     return pd.DataFrame.from_dict(out, orient="index")
+
+
+def crop_comparison(video_path: str | Path, cfg, max_frames: int = 8) -> dict[str, np.ndarray]:
+    """The face crops of one video under each crop mode (``data.faces.CROP_MODES``):
+    ``{"native": uint8 [T, 3, s, s], "resize": ...}`` for ``cfg`` a ``DataConfig``.
+
+    Shows what the crop does to pixel-level traces: ``native`` copies source pixels, ``resize``
+    interpolates the margin-enlarged box to ``cfg.image_size``.
+    """
+    from .data.faces import CROP_MODES, crop_faces, detect_faces
+
+    rgb = decode_video_frames(video_path, max_frames=max_frames).transpose(0, 2, 3, 1)
+    track = detect_faces(rgb, every=cfg.detect_every)
+    return {mode: crop_faces(rgb, track.boxes, cfg.image_size, cfg.face_margin, mode)
+            .transpose(0, 3, 1, 2) for mode in CROP_MODES}
