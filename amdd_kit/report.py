@@ -39,6 +39,8 @@ from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
+from .jsonio import write_json
+
 #: Headline metrics of ``metrics.json`` kept in the registry (fractions in 0..1).
 HEADLINE_METRICS: tuple[str, ...] = ("balanced_accuracy", "auc", "attribution_accuracy")
 
@@ -368,6 +370,9 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
             say(f"[{i}/{len(paths)}] {src.name} done in {dt:.1f} s")
 
     total = time.time() - started
+    write_json(run_dir / "series_times.json", {**{k: round(v, 1) for k, v in result.seconds.items()},
+                                               "total": round(total, 1)})
+    say(f"amdd-kit series: {total:.1f} s in all")
     if not result.ok:
         _safe_register(run_dir, "failed", runs_dir, data_dir, config, result.error or "")
         say(f"amdd-kit series: FAILED after {total:.1f} s ({result.error})")
