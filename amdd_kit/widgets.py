@@ -20,11 +20,17 @@ the map holds one trace per colour value of the most varied colouring (unused on
 and the clip view holds one image trace per frame and one heatmap for the log-mel, laid out
 once from the store's clip shape. Neither the traces nor the layout are ever replaced, which
 would lose the subplot domains in the browser and show blank axes after a reload.
+
+A ``FigureWidget`` inside a container (our ``VBox``) hands a newly connected page the state it
+had when it was built: plotly refreshes that state (``_widget_data`` / ``_widget_layout``) only
+when the widget itself is displayed. :func:`_sync_state` refreshes it after every change, so a
+reload or a reconnect shows the current space, colouring and clip, not the first ones.
 """
 from __future__ import annotations
 
 import html
 import logging
+from copy import deepcopy
 from typing import Any, Mapping
 
 import numpy as np
@@ -42,7 +48,18 @@ SPACES: dict[str, str] = {"shared": "emb_shared", "visual": "fp_visual", "audio"
 COLOR_BY: tuple[str, ...] = ("method", "category", "identity", "correctness", "dataset",
                              "pred_method")
 
+#: marker of the map's unused (hidden) traces
+_HIDDEN_MARKER = dict(size=7, color="#7f7f7f", opacity=0.8)
+
 __all__ = ["EmbeddingExplorer", "SPACES", "correctness"]
+
+
+def _sync_state(fig: Any) -> None:
+    """Make a ``FigureWidget``'s connect-time state equal to its current figure (a no-op for a
+    plain ``go.Figure``). The front end only stores it; it draws from the restyle messages."""
+    if isinstance(fig, go.FigureWidget):
+        fig._widget_data = deepcopy(fig._data)
+        fig._widget_layout = deepcopy(fig._layout_obj._props)
 
 
 def correctness(df: pd.DataFrame) -> pd.Series:
@@ -131,7 +148,8 @@ class EmbeddingExplorer:
         """``fig`` with hidden empty traces appended up to :attr:`n_traces`."""
         for _ in range(self.n_traces - len(fig.data)):
             fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="", visible=False,
-                                     showlegend=False))
+                                     showlegend=False, marker=_HIDDEN_MARKER,
+                                     customdata=np.empty((0, 1)), hovertemplate=""))
         return fig
 
     def visible_traces(self) -> list:
@@ -148,11 +166,13 @@ class EmbeddingExplorer:
                     trace.update(x=src.x, y=src.y, name=src.name, marker=src.marker,
                                  customdata=src.customdata, hovertemplate=src.hovertemplate,
                                  visible=True, showlegend=True)
-                else:
-                    trace.update(x=[], y=[], name="", customdata=None, visible=False,
-                                 showlegend=False)
+                else:   # the same properties on every trace: plotly.js gets no holes
+                    trace.update(x=[], y=[], name="", marker=_HIDDEN_MARKER,
+                                 customdata=np.empty((0, 1)), hovertemplate="",
+                                 visible=False, showlegend=False)
             self.fig.layout.title.text = new.layout.title.text
             self.fig.layout.legend.title.text = self.color.value
+        _sync_state(self.fig)
 
     def _on_change(self, change: dict) -> None:
         self._redraw()
@@ -199,14 +219,17 @@ class EmbeddingExplorer:
                 suffix = " (no store given: ids only)" if self.store is None \
                     else " (not in this store)"
                 self.detail.layout.title.text = title + suffix
-                return
-            frames, mel = clip
-            images = [t for t in self.detail.data if t.type == "image"]
-            for t, trace in enumerate(images):
-                trace.z = frames[t].transpose(1, 2, 0)
-            heat = [t for t in self.detail.data if t.type == "heatmap"][0]
-            heat.z = mel
-            self.detail.layout.title.text = title
+                frames = None
+            else:
+                frames, mel = clip
+            if frames is not None:
+                images = [t for t in self.detail.data if t.type == "image"]
+                for t, trace in enumerate(images):
+                    trace.z = frames[t].transpose(1, 2, 0)
+                heat = [t for t in self.detail.data if t.type == "heatmap"][0]
+                heat.z = mel
+                self.detail.layout.title.text = title
+        _sync_state(self.detail)
 
     def _clip(self, r: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
         """``(frames [T,3,H,W] uint8, mel [n_mels,S] float32)`` of a table row, or None."""

@@ -1,4 +1,7 @@
 """Shared pytest fixtures."""
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -11,3 +14,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def series(tmp_path_factory):
+    """The tiny notebook series, run once per session into one run dir (see test_notebooks);
+    shared by the papermill notebook tests and the JupyterLab browser test."""
+    from test_notebooks import Series
+    root = Path(os.environ["AMDD_TEST_DIR"]) if os.environ.get("AMDD_TEST_DIR") \
+        else tmp_path_factory.mktemp("series")
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"\n[series] outputs under {root}")
+    return Series(root)

@@ -247,3 +247,21 @@ def test_explorer_without_live_widgets_still_follows_the_dropdowns():
                        np.sort(coords["visual"][:, 0]))
     ex.select(3)
     assert [t.type for t in ex.detail.data].count("image") == 4
+
+
+def test_live_explorer_reconnect_state_is_the_current_picture():
+    """A page that (re)connects draws ``get_state()``: it must be the current map and clip."""
+    df = embeddings_table()
+    rng = np.random.default_rng(0)
+    coords = {s: rng.normal(size=(24, 2)) for s in ("shared", "visual", "audio")}
+    ex = Wd.EmbeddingExplorer(df, store=FakeStore(df), coords=coords)
+    ex.color.value = "correctness"
+    ex.space.value = "audio"
+    ex.select(4)
+    data, layout = ex.fig.get_state()["_widget_data"], ex.fig.get_state()["_widget_layout"]
+    assert len(data) == ex.n_traces
+    assert sorted(d["name"] for d in data if d.get("visible") is not False) == ["correct", "wrong"]
+    assert "audio" in layout["title"]["text"]
+    clip = ex.detail.get_state()
+    assert str(df.clip_id[4]) in clip["_widget_layout"]["title"]["text"]
+    assert sum(d["type"] == "image" for d in clip["_widget_data"]) == 4
