@@ -108,7 +108,8 @@ def test_03_train_amdd(series):
         assert 0.0 <= m[k] <= 1.0, k
     # learned, not chance: chance is 0.5 balanced accuracy and 1/7 = 0.14 attribution accuracy
     assert m["balanced_accuracy"] >= 0.65, m
-    assert m["attribution_accuracy"] >= 0.30, m
+    # above always naming the most frequent class (1/7 is not the baseline: reals are 2x)
+    assert m["attribution_accuracy"] >= m["attribution_majority_baseline"] + 0.1, m
     state = torch.load(run / "model.pth", weights_only=True)
     assert isinstance(state, dict) and all(torch.is_tensor(v) for v in state.values())
     cfg, model = load_run(run)
@@ -163,9 +164,13 @@ def test_05_embedding_geometry(series):
     # the notebook's number is the silhouette of *these* embeddings by generator
     assert g["silhouette"] == pytest.approx(silhouette_score(X, emb["method"]), abs=1e-4)
     assert g["davies_bouldin"] > 0
-    assert set(g["alignment"]) == set(emb["method"])
-    for cls, a in g["alignment"].items():
-        assert -1.0 <= a["centroid_cos"] <= 1.0, cls
+    checks = {r["check"]: r for r in g["trace_report"]}
+    # CMFFC checks stand beside a collapsed model's baseline; the trained visual and audio
+    # fingerprints must name their own traces better than always naming the majority trace
+    for mod in ("visual", "audio"):
+        r = checks[f"{mod} trace accuracy"]
+        assert r["value"] > r["baseline"] + 0.1, r
+    assert checks["visual spread (1 - mean cosine)"]["value"] > 0.05
     assert g["nearest_pairs"]["cosine"], "no nearest-confusable pairs"
     figs = {p.name for p in _figures(run, "05")}
     assert any("umap" in f for f in figs)
@@ -180,8 +185,13 @@ def test_06_ablations_and_cad(series):
     assert (table["status"] == "ok").all(), table["status"].tolist()
     for col in ("balanced_accuracy", "auc", "attribution_accuracy"):
         assert table[col].between(0, 1).all(), col
-    for col in ("silhouette", "cmffc_alignment"):
-        assert table[col].between(-1, 1).all(), col
+    assert table["silhouette"].between(-1, 1).all()
+    for col in ("trace_probe_visual", "trace_probe_audio"):
+        assert table[col].between(0, 1).all(), col
+    boot = _json(run / "ablations" / "bootstrap.json")
+    assert set(boot) == set(rows) and all(len(v["balanced_accuracy"]) >= 100 for v in boot.values())
+    claims = json.loads((run / "ablations" / "claims.json").read_text())
+    assert {c["verdict"] for c in claims} <= {"supported", "contradicted", "cannot tell", "not run"}
     src = dict(zip(table.iloc[:, 0] if "row" not in table.columns else table["row"],
                    table["attribution_source"]))
     assert src["no_attribution"] == "linear_probe" and src["full"] == "head"
