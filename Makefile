@@ -14,7 +14,7 @@ CONFIG ?= tiny
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
 
-.PHONY: setup demo test test-fast clean-runs
+.PHONY: setup demo test test-fast clean-runs chromium
 
 setup: $(STAMP)
 
@@ -33,7 +33,13 @@ demo: setup
 	$(VENV)/bin/amdd-kit series --out $(RUN) --config $(CONFIG) --data $(DATA)
 	@echo ">> outputs: $(RUN)/ (executed notebooks in $(RUN)/notebooks/, report: $(RUN)/report.html)"
 
-test: setup
+# Debian's chromium for the browser tests (tests/browser.py: apt-get as root, else a warning;
+# Playwright drives it through executable_path, its own browser download is not needed)
+chromium: setup
+	@$(PY) -c "import sys; sys.path.insert(0, 'tests'); import browser; sys.exit(browser.ensure_chromium() is None)" \
+		|| echo ">> no chromium: the browser tests will be skipped" >&2
+
+test: setup chromium
 	$(PY) -m pytest -q
 	@echo ">> test outputs (executed notebooks, runs) were written under $${AMDD_TEST_DIR:-the pytest temp dir}"
 
