@@ -229,8 +229,15 @@ class LabPage:
             time.sleep(0.1)
         raise TimeoutError(f"explorer never satisfied {pred!r}: {self.explorer()}")
 
+    def shot_explorer(self, name: str) -> Path:
+        """PNG of the explorer's output area only (dropdowns, map, ids, clip view)."""
+        path = self.shots / f"{name}.png"
+        self.page.locator(".jp-OutputArea-output:has(.widget-dropdown)").first.screenshot(
+            path=str(path))
+        return path
+
     def scroll_to_explorer(self) -> None:
-        self.page.locator(".widget-dropdown select").first.scroll_into_view_if_needed()
+        self.page.locator(".widget-dropdown select").first.scroll_into_view_if_needed(timeout=5000)
 
     def select_space(self, value: str) -> None:
         self.page.locator(".widget-dropdown select").first.select_option(value)
@@ -270,7 +277,7 @@ def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int) -> dict:
         T["explorer_drawn"] = lp.wait_explorer("e['map']['points'] > 0")
         lp.scroll_to_explorer()
         out["after_run"] = lp.explorer()
-        lp.shot("05_after_run_all")
+        lp.shot_explorer("05_after_run_all")
         before = out["after_run"]["map"]["title"]
         t0 = time.time()
         lp.select_space("audio")
@@ -283,11 +290,13 @@ def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int) -> dict:
         lp.wait_explorer("e['clip']['title'].startswith('clip ')", timeout=30)
         T["click"] = time.time() - t0
         out["after_click"] = e = lp.explorer()
-        lp.scroll_to_explorer()
-        lp.page.mouse.wheel(0, 500)
-        lp.shot("05_after_click")
+        lp.shot_explorer("05_after_click")
         assert e["clip"]["images"] == n_frames, e["clip"]
         assert e["clip"]["heatmaps"] >= 1, e["clip"]
+        # save first (as a student does, or autosave would): a reload re-reads the file
+        lp.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        lp.page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
+                                  timeout=30000)
         t0 = time.time()
         lp.page.reload()
         lp.page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -297,13 +306,15 @@ def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int) -> dict:
         T["reload"] = time.time() - t0
         lp.scroll_to_explorer()
         out["after_reload"] = e = lp.explorer()
-        lp.page.mouse.wheel(0, 300)
-        lp.shot("05_after_reload")
+        lp.shot_explorer("05_after_reload")
         assert e["clip"]["images"] == n_frames, e["clip"]
         assert "audio" in e["map"]["title"], e["map"]
         out["console_errors"] = list(lp.errors)
     except Exception:
-        lp.scroll_to_explorer()
+        try:
+            lp.scroll_to_explorer()
+        except Exception:
+            pass
         lp.shot("05_failure")
         print("console errors:", lp.errors, file=sys.stderr)
         raise
