@@ -190,7 +190,10 @@ def _same_store(a: ClipStore, b: ClipStore) -> None:
     np.testing.assert_array_equal(np.asarray(a.frames), np.asarray(b.frames))
     np.testing.assert_array_equal(np.asarray(a.mels), np.asarray(b.mels))
     pd.testing.assert_frame_equal(a.manifest, b.manifest)
-    pd.testing.assert_frame_equal(a.skipped, b.skipped)
+    # FFmpeg appends its last log line to some error messages, and that line depends on what
+    # the process decoded before: compare what was skipped and why, not the wording
+    cols = ["path", "reason"]
+    pd.testing.assert_frame_equal(a.skipped[cols], b.skipped[cols])
 
 
 def test_png_store_is_lossless_and_compact(built, built_png):
