@@ -27,13 +27,15 @@ Log-mel (torchaudio)
     columns come out with no padding or cropping (zeros only beyond the ends of the recording).
 Windows
     Up to ``cfg.clips_per_video`` non-overlapping windows of ``n_frames * frame_stride`` grid
-    frames, spread evenly over the video (equal gaps before, between and after), on the
-    ``cfg.fps`` grid. With ``cfg.trim_silence``, leading audio quieter than ``cfg.silence_db``
+    frames, taken back to back from the start of the video (after any trimmed silence), on the
+    ``cfg.fps`` grid (starting at the video start keeps FakeAVCeleb's leading silence visible
+    to the shortcut audit). With ``cfg.trim_silence``, leading audio quieter than ``cfg.silence_db``
     below the peak (10 ms RMS frames) and the same span of video are dropped first.
 Faces
     :mod:`amdd_kit.data.faces`: Haar cascade on every ``cfg.detect_every``-th selected frame,
-    smoothed, gaps filled from neighbours; square crop with ``cfg.face_margin``, black padding at
-    the borders, resized to ``cfg.image_size``.
+    smoothed, gaps filled from neighbours; an ``image_size`` window of source pixels around the
+    face when it fits (``cfg.crop_mode="native"``, no resampling), else the box enlarged by
+    ``cfg.face_margin`` resized to ``cfg.image_size``; black padding at the borders.
 
 Problems become :class:`SkipVideo` with a reason from :data:`SKIP_REASONS`; in
 :func:`preprocess_dataset` one bad file never stops the dataset.
