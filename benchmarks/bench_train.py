@@ -53,12 +53,22 @@ class TrainTimer(Callback):
 
     def before_train(self):
         self.n_seen, self.clips, self.t0 = 0, 0, None
+        self.last, self.waits, self.steps = None, [], []
+
+    def before_batch(self):
+        if self.training:
+            self.t_batch = time.perf_counter()
+            if self.last is not None and self.n_seen >= self.warmup:
+                self.waits.append(self.t_batch - self.last)   # time spent waiting on the loader
 
     def after_batch(self):
         if not self.training:
             return
         if self.learn.dls.device.type == "cuda":
             torch.cuda.synchronize()
+        self.last = time.perf_counter()
+        if self.n_seen >= self.warmup:
+            self.steps.append(self.last - self.t_batch)
         self.n_seen += 1
         if self.n_seen == self.warmup:
             self.t0 = time.perf_counter()
@@ -74,6 +84,13 @@ def bench_fastai(store, cfg, split, tmp: Path) -> float:
     timer = TrainTimer()
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, cfg.train.lr, cbs=timer)
+    bound = sum(w > st for w, st in zip(timer.waits, timer.steps[1:]))
+    print(f"    loader-bound steps:  {bound} of {len(timer.waits)} (wait for the batch > compute)")
+    t0, n = time.perf_counter(), 0
+    for xb in learn.dls.train:
+        n += len(xb[-1])
+    print(f"    loader alone:        {n / (time.perf_counter() - t0):8.2f} clips/s "
+          f"({cfg.train.num_workers} workers)")
     return timer.clips / timer.seconds
 
 
@@ -166,6 +183,8 @@ def main() -> None:
             c = bench_raw_resnet50(cfg, device)
             print(f"(c) raw ResNet50 fwd+bwd bf16 channels_last: {c:8.2f} clips/s")
             print(f"    ratio a/c:           {a / c:8.2f}   (goal >= 0.7)")
+            print(f"    GPU memory peak:     {torch.cuda.max_memory_allocated() / 2**30:8.2f} GiB "
+                  f"of {torch.cuda.get_device_properties(0).total_memory / 2**30:.1f}")
         else:
             print("(c) raw ResNet50 bf16 figure needs CUDA: not measured on this machine")
 
