@@ -41,7 +41,7 @@ def _find_root(start: Path | None = None) -> tuple[Path, str]:
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if _is_project(folder):
-            return folder, f"the folder above {here} holding pyproject.toml and notebooks/"
+            return folder, f"the nearest folder at or above {here} holding pyproject.toml and notebooks/"
     checkout = Path(__file__).resolve().parents[1]
     if _is_project(checkout):
         return checkout, "the checkout amdd_kit was installed from"
