@@ -148,10 +148,14 @@ class LabPage:
         self.page.screenshot(path=str(path), full_page=full)
         return path
 
-    def open(self, name: str, timeout: float = 120) -> float:
-        """Open ``notebooks/<name>``; wait until its kernel is idle. Returns seconds."""
+    def open(self, name: str, timeout: float = 120, workspace: str | None = None) -> float:
+        """Open ``notebooks/<name>``; wait until its kernel is idle. Returns seconds.
+
+        ``workspace``: a named JupyterLab workspace (``/lab/workspaces/<name>/...``) instead of
+        the default one, whose restored tabs would reopen earlier notebooks."""
         t0 = time.time()
-        self.page.goto(f"{self.lab.url}/lab/tree/notebooks/{name}")
+        ws = f"/workspaces/{workspace}" if workspace else ""
+        self.page.goto(f"{self.lab.url}/lab{ws}/tree/notebooks/{name}")
         self.page.wait_for_function(
             """n => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                  return w && w.context && w.context.path.endsWith(n) && w.sessionContext &&
@@ -328,8 +332,10 @@ def setup_cells_scenario(lab: Lab, pw: Any, shots: Path, names: list[str]) -> di
     lp = LabPage(lab, pw, shots)
     res: dict[str, Any] = {}
     try:
+        # a workspace of its own: the default one restores the tabs of the explorer test
+        # (notebook 05, saved with widget views whose kernel is gone: "widget model not found")
         for name in names:
-            t_open = lp.open(name)
+            t_open = lp.open(name, workspace="setup-cells")
             t_run, st = lp.run_first(2)
             lp.shot(name.split("_")[0] + "_setup")
             res[name] = {"open": t_open, "setup": t_run, "errors": st["errors"],
