@@ -150,7 +150,7 @@ def probe_predictions(train_df: pd.DataFrame | None, test_df: pd.DataFrame,
     Only clips of known generators (``method_idx >= 0``) take part; ``None`` (logged) when it
     cannot be fitted (no train table, fewer than two classes, empty test).
     """
-    from .geometry import stack_column
+    from .geometry import linear_probe_predict, stack_column
 
     if train_df is None:
         return None
@@ -158,14 +158,8 @@ def probe_predictions(train_df: pd.DataFrame | None, test_df: pd.DataFrame,
     if len(te) == 0 or tr[target].nunique() < 2:
         log.warning("linear probe: need >= 2 classes of %s in train and a non-empty test", target)
         return None
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    probe = make_pipeline(StandardScaler(),
-                          LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
-    probe.fit(stack_column(tr, column), tr[target].astype(str).to_numpy())
-    return probe.predict(stack_column(te, column))
+    return linear_probe_predict(stack_column(tr, column), tr[target].astype(str).to_numpy(),
+                                stack_column(te, column), seed=seed)
 
 
 def attribution_from_embeddings(train_df: pd.DataFrame | None, test_df: pd.DataFrame,

@@ -40,6 +40,7 @@ __all__ = [
     "stack_column", "umap_2d", "class_centroids", "centroid_distances", "nearest_pairs",
     "trace_report",
     "cmffc_alignment", "per_sample_alignment", "cluster_scores", "linear_probe_accuracy",
+    "linear_probe_predict",
 ]
 
 
@@ -257,22 +258,26 @@ def cluster_scores(X: np.ndarray, labels: Sequence, metric: str = "euclidean"
             "davies_bouldin": float(davies_bouldin_score(X, labels))}
 
 
-def linear_probe_accuracy(X_train: np.ndarray, y_train: Sequence, X_test: np.ndarray,
-                          y_test: Sequence, C: float = 1.0, seed: int = 0) -> float:
-    """Accuracy of a logistic regression fitted on frozen embeddings (a "linear probe").
-
-    Features are standardised with the training statistics. Used e.g. to ask whether a model
-    trained only for real/fake detection still separates the generators.
-    """
+def linear_probe_predict(X_train: np.ndarray, y_train: Sequence, X_test: np.ndarray,
+                         C: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Fit a logistic regression on frozen vectors ``X_train [N,d]`` (standardised with the
+    training statistics) and return its predictions ``[N_test]`` for ``X_test`` (a "linear probe")."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     X_train, X_test = _as_2d(X_train, "X_train"), _as_2d(X_test, "X_test")
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    y_train = np.asarray(y_train)
     if len(set(y_train.tolist())) < 2:
-        raise ValueError("linear_probe_accuracy: the training labels hold a single class")
+        raise ValueError("linear probe: the training labels hold a single class")
     probe = make_pipeline(StandardScaler(),
                           LogisticRegression(C=C, max_iter=2000, random_state=seed))
-    probe.fit(X_train, y_train)
-    return float((probe.predict(X_test) == y_test).mean())
+    return probe.fit(X_train, y_train).predict(X_test)
+
+
+def linear_probe_accuracy(X_train: np.ndarray, y_train: Sequence, X_test: np.ndarray,
+                          y_test: Sequence, C: float = 1.0, seed: int = 0) -> float:
+    """Accuracy of :func:`linear_probe_predict` on ``(X_test, y_test)``. Used e.g. to ask whether
+    a model trained only for real/fake detection still separates the generators."""
+    pred = linear_probe_predict(X_train, y_train, X_test, C, seed)
+    return float((pred == np.asarray(y_test)).mean())
