@@ -176,8 +176,11 @@ def test_faceswap_changes_the_inner_face_only(corpus):
         corner = np.abs(real[:, c[0], c[1]] - swap[:, c[0], c[1]]).mean()
         cheeks = (slice(None), *_box(h, 66, 76, 52, 76))
         neck = (slice(None), *_box(h, 111, 116, 60, 68))
+        inner = np.abs(real[cheeks] - swap[cheeks]).mean()
         assert corner < 2.0
-        assert np.abs(real[neck] - swap[neck]).mean() < 3.0      # surroundings untouched
+        # surroundings untouched: the neck changes by codec noise only (about 1-3 grey levels,
+        # and it varies with the libx264 build), far less than the swapped inner face
+        assert np.abs(real[neck] - swap[neck]).mean() < 0.2 * inner, inner
         # colour of the inner face relative to the (untouched) neck: the tone mismatch
         ratio_real = real[cheeks].mean((0, 1, 2)) / real[neck].mean((0, 1, 2))
         ratio_swap = swap[cheeks].mean((0, 1, 2)) / swap[neck].mean((0, 1, 2))
