@@ -42,7 +42,10 @@ class ClipDataset(torch.utils.data.Dataset):
 
     n_inp = 2  # tells fastai: two model inputs, then the targets
 
-    def __init__(self, store, indices: Sequence[int]):
+    def __init__(self, store, indices: Sequence[int], split_idx: int | None = None):
+        # fastai applies a transform whose ``split_idx`` is set (AVAugment: 0) only to a
+        # dataset with the same ``split_idx``; without it, training batches are never augmented
+        self.split_idx = split_idx
         self.path = Path(store.path)
         self.indices = np.asarray(indices, dtype=np.int64)
         m = store.manifest
@@ -203,7 +206,7 @@ def make_dataloaders(store, cfg: Config, split, device: torch.device | str | Non
         after.insert(1, AVAugment(time_mask=tc.spec_time_mask, freq_mask=tc.spec_freq_mask))
     cuda = torch.device(device).type == "cuda"
     return DataLoaders.from_dsets(
-        ClipDataset(store, tr), ClipDataset(store, va),
+        ClipDataset(store, tr, split_idx=0), ClipDataset(store, va, split_idx=1),
         bs=tc.batch_size, device=torch.device(device), after_batch=after,
         num_workers=tc.num_workers, pin_memory=cuda,
     )  # fastai's defaults: shuffle + drop_last for train only

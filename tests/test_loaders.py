@@ -48,6 +48,24 @@ def test_dataloaders_batches_are_normalised_floats(tmp_path):
     assert abs(float(mel.mean())) < 1e-3
 
 
+def test_training_batches_are_augmented_and_validation_batches_are_not(tmp_path):
+    """fastai runs a transform with ``split_idx=0`` only on a dataset that says it is the
+    training set: the loaders must say so, or AVAugment silently never runs."""
+    store = _store(tmp_path)
+    split = np.array(["train"] * 16 + ["valid"] * 8)
+    frames = np.load(tmp_path / "frames.npy")
+    for augment in (True, False):
+        cfg = get_config("tiny", {"train.batch_size": 16, "train.augment": augment})
+        dls = make_dataloaders(store, cfg, split, device="cpu")
+        dls.train.shuffle = False
+        torch.manual_seed(0)
+        got, *_ = dls.train.one_batch()
+        ref, _ = to_model_inputs(frames[dls.train.dataset.indices[:16]],
+                                 np.load(tmp_path / "mels.npy")[:16], cfg)
+        changed = (got - ref).abs().amax(dim=(1, 2, 3, 4)) > 1e-3   # per clip
+        assert bool(changed.any()) == augment, (augment, changed)
+
+
 def test_augment_keeps_pixel_grid_and_masks_spectrogram():
     torch.manual_seed(0)
     aug = AVAugment(pad=4, jitter=0.0, time_mask=8, freq_mask=8)
