@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config
+from .data.decode import SkipVideo, clips_from_video
 from .loaders import to_model_inputs
+from .models import build_model
 
 EMBED_COLUMNS = ("emb_shared", "fp_visual", "fp_audio")
 _KEYS = {"emb_shared": "embedding", "fp_visual": "f_v", "fp_audio": "f_a"}
@@ -32,8 +34,6 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None
     The weights are read with ``weights_only=True``; a file that is not a plain state dict
     (e.g. a pickled Learner) is refused with a clear error.
     """
-    from .models import build_model
-
     run_dir = Path(run_dir)
     cfg_path, weights = run_dir / "config.json", run_dir / "model.pth"
     for p in (cfg_path, weights):
@@ -140,8 +140,6 @@ def predict_videos(run_dir: str | Path, videos: Sequence[str | Path],
     dict per video: ``video``, ``p_fake``, ``is_fake``, ``generator``, ``probs`` (generator ->
     probability), ``n_clips``; or ``video`` and ``error`` when it cannot be used.
     """
-    from .data.preprocess import SkipVideo, clips_from_video
-
     cfg, model = load_run(run_dir)
     results = []
     for i, video in enumerate(videos):

@@ -25,6 +25,8 @@ from fastai.data.core import DataLoaders
 from fasttransform import ItemTransform
 
 from .config import Config
+from .data.store import open_frames
+from .data.workdir import read_data_config
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -56,8 +58,6 @@ class ClipDataset(torch.utils.data.Dataset):
     def _open(self):
         if self._frames is None:
             if (self.path / "frames_index.npy").exists():  # an encoded store (png/jpeg shards)
-                from .data.store import open_frames
-                from .data.workdir import read_data_config
                 self._frames = open_frames(self.path, read_data_config(self.path))
             else:
                 self._frames = np.load(self.path / "frames.npy", mmap_mode="r")

@@ -56,8 +56,8 @@ def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
     import cv2
     import torch
 
+    from amdd_kit.data import decode as dec
     from amdd_kit.data import faces
-    from amdd_kit.data import preprocess as pp
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -66,19 +66,19 @@ def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
          "encode": 0.0}
     for p in paths:
         t0 = time.perf_counter()
-        x, _ = pp.load_audio(p, cfg.sample_rate)
+        x, _ = dec.load_audio(p, cfg.sample_rate)
         t1 = time.perf_counter()
         with av.open(str(p)) as c:
-            _, est, _ = pp._video_info(c, c.streams.video[0])
-        starts = pp.plan_windows(est, 0.0, cfg)
-        frames, *_ = pp._pick_frames(p, pp._grid_targets(starts, cfg))
+            _, est, _ = dec._video_info(c, c.streams.video[0])
+        starts = dec.plan_windows(est, 0.0, cfg)
+        frames, *_ = dec._pick_frames(p, dec._grid_targets(starts, cfg))
         t2 = time.perf_counter()
         track = faces.detect_faces(frames, every=cfg.detect_every,
                                    track=cfg.face_search == "track")
         t3 = time.perf_counter()
         crops = faces.crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin)
         t4 = time.perf_counter()
-        pp.log_mel_windows(x, starts / cfg.fps, cfg)
+        dec.log_mel_windows(x, starts / cfg.fps, cfg)
         t5 = time.perf_counter()
         if cfg.frame_codec != "raw":
             encode_frames(crops.transpose(0, 3, 1, 2), cfg.frame_codec, cfg.jpeg_quality,

@@ -1,4 +1,5 @@
-"""clips_from_video on real media files: every skip reason, and valid-but-unusual input."""
+"""decode.clips_from_video on real media files (every skip reason, valid-but-unusual input),
+and the preprocessing driver (process_one, the warm worker pool)."""
 from __future__ import annotations
 
 import json
@@ -14,11 +15,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import media  # noqa: E402
 
 from amdd_kit.config import DataConfig  # noqa: E402
+from amdd_kit.data import decode as D  # noqa: E402
 from amdd_kit.data import preprocess as pp  # noqa: E402
-from amdd_kit.data.preprocess import SkipVideo, clips_from_video  # noqa: E402
+from amdd_kit.data.decode import SkipVideo, clips_from_video  # noqa: E402
 
 CFG = DataConfig()  # tiny: T=8, stride 2, 64x64, 64 mels, 0.64 s windows
-SILENCE_FLOOR = float(np.float16(np.log(pp.LOG_EPS)))
+SILENCE_FLOOR = float(np.float16(np.log(D.LOG_EPS)))
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,7 @@ def test_external_wav_and_frame_folder(files):
 
 
 def test_load_audio_downmixes_and_resamples(files):
-    x, t0 = pp.load_audio(files["wav"], 16_000)
+    x, t0 = D.load_audio(files["wav"], 16_000)
     assert x.ndim == 1 and x.dtype == np.float32
     assert abs(len(x) - 1.5 * 16_000) <= 32
     # the tone is 220 Hz: its spectral peak survives resampling from 44.1 kHz stereo
@@ -134,7 +136,7 @@ def test_resampling_picks_nearest_frame_by_timestamp(tmp_path):
         for p in vs.encode():
             out.mux(p)
     targets = np.arange(0, 25) / 25.0
-    frames, dur, covered, fps = pp._pick_frames(path, targets)
+    frames, dur, covered, fps = D._pick_frames(path, targets)
     got = np.array([f.mean() / 8 for f in frames])
     assert covered and abs(fps - 30) < 1e-6
     np.testing.assert_allclose(got, np.round(targets * 30), atol=0.3)
@@ -146,7 +148,7 @@ def test_log_mel_is_aligned_with_the_window():
     x = np.zeros(2 * sr, np.float32)
     burst = int(0.30 * sr)
     x[burst:burst + 80] = np.hanning(80)  # a 5 ms click at 0.30 s
-    mel = pp.log_mel_windows(x, np.array([0.20]), cfg).astype(np.float32)[0]
+    mel = D.log_mel_windows(x, np.array([0.20]), cfg).astype(np.float32)[0]
     assert mel.shape == (cfg.n_mels, cfg.mel_frames)
     col = int(np.argmax(mel.sum(axis=0)))
     assert abs(col - 10) <= 1  # (0.30 - 0.20) s * 100 columns/s
@@ -155,12 +157,12 @@ def test_log_mel_is_aligned_with_the_window():
 def test_plan_windows_non_overlapping_inside_video():
     cfg = DataConfig(clips_per_video=3)
     win = cfg.n_frames * cfg.frame_stride
-    s = pp.plan_windows(5.0, 0.5, cfg)
+    s = D.plan_windows(5.0, 0.5, cfg)
     assert len(s) == 3
     assert s[0] >= round(0.5 * cfg.fps) and s[-1] + win <= 5.0 * cfg.fps
     assert np.all(np.diff(s) >= win)
-    assert len(pp.plan_windows(0.5, 0.0, cfg)) == 0
-    assert len(pp.plan_windows(1.0, 0.0, cfg)) == 1
+    assert len(D.plan_windows(0.5, 0.0, cfg)) == 0
+    assert len(D.plan_windows(1.0, 0.0, cfg)) == 1
 
 
 def test_trim_silence_moves_windows_past_leading_silence(files):
@@ -177,8 +179,8 @@ def test_trim_silence_moves_windows_past_leading_silence(files):
 def test_leading_silence_measure():
     sr = 16_000
     x = np.r_[np.zeros(sr // 2), 0.5 * np.ones(sr)].astype(np.float32)
-    assert pp.leading_silence(x, sr, -40) == pytest.approx(0.5, abs=0.011)
-    assert pp.leading_silence(np.zeros(sr, np.float32), sr, -40) == 0.0
+    assert D.leading_silence(x, sr, -40) == pytest.approx(0.5, abs=0.011)
+    assert D.leading_silence(np.zeros(sr, np.float32), sr, -40) == 0.0
 
 
 def test_process_one_never_raises(files, tmp_path, monkeypatch):

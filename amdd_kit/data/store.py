@@ -41,7 +41,8 @@ import pandas as pd
 from ..config import METHODS, DataConfig
 from . import shards
 from .codec import decode_frames
-from .workdir import check_data_config, load_work_item, n_clips, read_data_config
+from .workdir import (check_data_config, drop_work_item, item_path, load_sources, load_work_item,
+                      n_clips, read_data_config, work_dir)
 
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "video_id", "clip_index", "start_s", "clip_label",
                                  "method_idx")
@@ -105,17 +106,17 @@ def absorb(work: Path, writer: shards.ShardWriter, vid: str) -> bool:
     Safe at every point against ``kill -9``: the record is complete on disk (fsync) before the
     work item goes; a torn record is cut off by the next :class:`~.shards.ShardWriter`, and a
     video found in both places is taken from the shard."""
-    npz = Path(work) / f"{vid}.npz"
     if vid in writer:
-        npz.unlink(missing_ok=True)
+        drop_work_item(work, vid)
         return True
     item = load_work_item(work, vid)
     if item is None or "reason" in item:
         return False
     if "frames_enc" not in item:
-        raise ValueError(f"{npz} holds raw frames, but the store uses an encoded frame codec")
+        raise ValueError(f"{item_path(work, vid)} holds raw frames, but the store uses an "
+                         "encoded frame codec")
     writer.append(vid, item["frames_enc"], item["mels"], item["starts"], item["info"])
-    npz.unlink()
+    drop_work_item(work, vid)
     return True
 
 
@@ -135,18 +136,11 @@ def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
     """
     t0 = time.perf_counter()
     out = Path(out)
-    work = out / "_work"
-    if not (work / "videos.parquet").exists():
-        raise FileNotFoundError(f"{work / 'videos.parquet'} not found: run preprocess_dataset "
-                                "(or `amdd-kit preprocess`) first")
+    work = work_dir(out)
+    videos, problems, dataset = load_sources(work)
     if cfg is None:
         cfg = read_data_config(out)
     check_data_config(out, cfg)
-    videos = pd.read_parquet(work / "videos.parquet")
-    problems = pd.read_csv(work / "problems.csv", dtype=str, keep_default_na=False) \
-        if (work / "problems.csv").exists() else pd.DataFrame(columns=["path", "reason", "detail"])
-    dataset = json.loads((work / "source.json").read_text())["dataset"] \
-        if (work / "source.json").exists() else ""
     encoded = cfg.frame_codec != "raw"
     writer = shards.ShardWriter(out) if encoded else None
 
@@ -201,7 +195,7 @@ def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
         else:
             item = load_work_item(work, r.video_id)
             if item["frames"].shape[1:] != (T, 3, H, H) or item["mels"].shape[1:] != (M, S):
-                raise ValueError(f"{work / (r.video_id + '.npz')} has shapes "
+                raise ValueError(f"{item_path(work, r.video_id)} has shapes "
                                  f"{item['frames'].shape}, {item['mels'].shape}, not what "
                                  f"{out / 'data_config.json'} says")
             frames[i:i + k] = item["frames"]

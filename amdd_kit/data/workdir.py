@@ -1,7 +1,8 @@
 """The ``STORE/_work/`` folder: per-video results of preprocessing, and the store's config guard.
 
-One module owns these file formats, so that :mod:`~amdd_kit.data.preprocess` (which writes them)
-and :mod:`~amdd_kit.data.store` (which packs them) import it instead of each other::
+This is the only module that reads or writes ``_work/``: :mod:`~amdd_kit.data.preprocess`
+(which fills it) and :mod:`~amdd_kit.data.store` (which packs it) both call it, and neither
+imports the other for it::
 
     _work/videos.parquet    the adapter manifest + video_id (what the store should hold)
     _work/problems.csv      the adapter's problem rows (path, reason, detail)
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..config import DataConfig
 
@@ -31,6 +33,11 @@ from ..config import DataConfig
 #: older stores: a ``data_config.json`` without the field is read as having this value.
 LEGACY_DEFAULTS: dict[str, Any] = {"frame_codec": "raw", "jpeg_quality": 90,
                                  "jpeg_chroma": "420", "face_search": "full"}
+
+
+def work_dir(out: str | Path) -> Path:
+    """``STORE/_work``: where the per-video results of a store live."""
+    return Path(out) / "_work"
 
 
 def atomic_write_bytes(dest: Path, data: bytes) -> None:
@@ -64,6 +71,41 @@ def check_data_config(out: Path, cfg: DataConfig) -> None:
         atomic_write_bytes(path, (json.dumps(want, indent=2, sort_keys=True) + "\n").encode())
 
 
+def save_sources(work: Path, videos: pd.DataFrame, problems: pd.DataFrame, dataset: str,
+                 root: str | Path) -> None:
+    """Record what the store should hold: ``videos.parquet`` (the adapter manifest with a
+    ``video_id`` column), ``problems.csv`` (the adapter's refused rows) and ``source.json``."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / f".videos.parquet.{os.getpid()}.tmp"
+    videos.to_parquet(tmp, index=False)
+    os.replace(tmp, work / "videos.parquet")
+    atomic_write_bytes(work / "problems.csv", problems.to_csv(index=False).encode())
+    atomic_write_bytes(work / "source.json",
+                       json.dumps({"dataset": dataset, "root": str(root)}).encode())
+
+
+def load_sources(work: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(videos, problems, dataset)`` as :func:`save_sources` wrote them.
+
+    Raises ``FileNotFoundError`` when preprocessing never started in this store."""
+    work = Path(work)
+    if not (work / "videos.parquet").exists():
+        raise FileNotFoundError(f"{work / 'videos.parquet'} not found: run preprocess_dataset "
+                                "(or `amdd-kit preprocess`) first")
+    videos = pd.read_parquet(work / "videos.parquet")
+    problems = pd.read_csv(work / "problems.csv", dtype=str, keep_default_na=False) \
+        if (work / "problems.csv").exists() else pd.DataFrame(columns=["path", "reason", "detail"])
+    dataset = json.loads((work / "source.json").read_text())["dataset"] \
+        if (work / "source.json").exists() else ""
+    return videos, problems, dataset
+
+
+def item_path(work: Path, vid: str) -> Path:
+    """``work/<vid>.npz``, the finished work item of video ``vid`` (it may not exist)."""
+    return Path(work) / f"{vid}.npz"
+
+
 def save_work_item(work: Path, vid: str, frames: np.ndarray | None, mels: np.ndarray,
                    starts: np.ndarray, info: dict,
                    frames_enc: list[bytes] | None = None) -> Path:
@@ -79,9 +121,14 @@ def save_work_item(work: Path, vid: str, frames: np.ndarray | None, mels: np.nda
     else:
         arrays["frames"] = frames
     np.savez(tmp, **arrays)
-    dest = work / f"{vid}.npz"
+    dest = item_path(work, vid)
     os.replace(tmp, dest)
     return dest
+
+
+def drop_work_item(work: Path, vid: str) -> None:
+    """Delete ``work/<vid>.npz`` (once its frames live in a shard); no error when absent."""
+    item_path(work, vid).unlink(missing_ok=True)
 
 
 def save_skip(work: Path, vid: str, reason: str, detail: str) -> None:
@@ -96,7 +143,7 @@ def load_work_item(work: Path, vid: str) -> dict[str, Any] | None:
     Returns ``{"frames" | "frames_enc", "mels", "starts", "info"}`` for a video with clips
     (``frames_enc``: list of ``K*T`` encoded frames), or the skip dict ``{"reason", "detail"}``.
     """
-    npz = Path(work) / f"{vid}.npz"
+    npz = item_path(work, vid)
     if npz.exists():
         with np.load(npz) as z:
             item: dict[str, Any] = {"mels": z["mels"], "starts": z["starts"],
@@ -116,7 +163,7 @@ def load_work_item(work: Path, vid: str) -> dict[str, Any] | None:
 
 def n_clips(work: Path, vid: str) -> int | None:
     """Clips in ``work/<vid>.npz`` (None when there is no such file)."""
-    npz = Path(work) / f"{vid}.npz"
+    npz = item_path(work, vid)
     if not npz.exists():
         return None
     with np.load(npz) as z:
@@ -128,7 +175,7 @@ def is_done(work: Path, vid: str, packed: set[str] | dict | None = None) -> bool
     shards (``packed``), or a final skip (skips with reason ``error`` are retried)."""
     if packed is not None and vid in packed:
         return True
-    if (Path(work) / f"{vid}.npz").exists():
+    if item_path(work, vid).exists():
         return True
     skip = Path(work) / f"{vid}.skip.json"
     if skip.exists():
@@ -139,5 +186,6 @@ def is_done(work: Path, vid: str, packed: set[str] | dict | None = None) -> bool
     return False
 
 
-__all__ = ["LEGACY_DEFAULTS", "atomic_write_bytes", "read_data_config", "check_data_config",
-           "save_work_item", "save_skip", "load_work_item", "n_clips", "is_done"]
+__all__ = ["LEGACY_DEFAULTS", "work_dir", "atomic_write_bytes", "read_data_config",
+           "check_data_config", "save_sources", "load_sources", "item_path", "save_work_item",
+           "drop_work_item", "save_skip", "load_work_item", "n_clips", "is_done"]
