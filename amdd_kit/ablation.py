@@ -49,6 +49,7 @@ import pandas as pd
 
 from .config import Config
 from .jsonio import jsonable as _jsonable
+from .viz import METRIC_LABELS, embedding_panels, metric_figure  # noqa: F401 (notebook 06)
 
 log = logging.getLogger(__name__)
 
@@ -591,76 +592,20 @@ def paper_claims(table: pd.DataFrame, boot: Mapping[str, Mapping[str, Sequence[f
     return pd.DataFrame(claims, columns=["claim", "paper", "ours", "verdict", "why"])
 
 
-# -- figures ------------------------------------------------------------------------------------
-METRIC_LABELS: dict[str, str] = {
-    "balanced_accuracy": "balanced accuracy (detection)",
-    "auc": "ROC AUC (detection)",
-    "attribution_accuracy": "attribution accuracy (head; probe where the head was untrained)",
-    "probe_accuracy": "linear-probe attribution accuracy (shared embedding)",
-    "silhouette": "silhouette of the generator clusters (cosine)",
-    "trace_probe_visual": "visual fingerprint -> visual trace (linear probe)",
-    "trace_probe_audio": "audio fingerprint -> audio trace (linear probe)",
-    "fake_recall_heldout": "fake recall on held-out generators (mean over sets)",
-}
-
-
-def metric_figure(table: pd.DataFrame, metric: str):
-    """Bar chart of one metric across the ablation rows (failed rows show as gaps).
-
-    Reference lines: what a model without the skill gets (0.5 for detection, always naming the
-    most frequent class for attribution).
-    """
-    import plotly.graph_objects as go
-
-    vals = pd.to_numeric(table[metric], errors="coerce") if metric in table.columns \
-        else pd.Series(np.nan, index=table.index)
-    colors = ["#d62728" if r == "cad" else "#1f77b4" if r == "full" else "#7f7f7f"
-              for r in table.index]
-    fig = go.Figure(go.Bar(x=[str(r) for r in table.index], y=vals, marker_color=colors,
-                           text=["n/a" if not np.isfinite(v) else f"{v:.3f}" for v in vals],
-                           textposition="outside"))
-    majority = float(pd.to_numeric(table.get("attribution_majority"), errors="coerce").max()) \
-        if "attribution_majority" in table.columns else float("nan")
-    chance = {"balanced_accuracy": 0.5, "auc": 0.5}.get(metric)
-    if metric in ("attribution_accuracy", "probe_accuracy") and math.isfinite(majority):
-        chance = majority
-    if chance is not None:
-        fig.add_hline(y=chance, line_dash="dash", line_color="grey",
-                      annotation_text=f"{'chance' if chance == 0.5 else 'majority class'} "
-                                      f"{chance:.2f}")
-    lo = -1.05 if metric == "silhouette" else 0
-    fig.update_layout(title=METRIC_LABELS.get(metric, metric), yaxis=dict(range=[lo, 1.1]),
-                      width=640, height=400, showlegend=False)
-    return fig
-
-
+# -- figures (built in amdd_kit.viz) ------------------------------------------------------------
 def umap_panels(out_dir: str | Path, rows: Sequence[str] = ("full", "no_attribution"),
                 seed: int = 0):
     """UMAP maps of the test shared embeddings of several rows, side by side, coloured by
     generator. Rows without ``embeddings.parquet`` are left out (logged)."""
-    from plotly.subplots import make_subplots
-    import plotly.graph_objects as go
-
     from .geometry import stack_column, umap_2d
-    from .viz import METHOD_COLORS
 
-    out_dir = Path(out_dir)
-    found = [r for r in rows if (out_dir / r / "embeddings.parquet").exists()]
-    for r in set(rows) - set(found):
-        log.warning("umap_panels: no embeddings for row %s", r)
-    fig = make_subplots(rows=1, cols=max(len(found), 1),
-                        subplot_titles=[f"{r}: {DESCRIPTIONS.get(r, '')}"[:60] for r in found])
-    for j, row in enumerate(found, start=1):
-        df = pd.read_parquet(out_dir / row / "embeddings.parquet")
+    maps = {}
+    for r in rows:
+        path = Path(out_dir) / r / "embeddings.parquet"
+        if not path.exists():
+            log.warning("umap_panels: no embeddings for row %s", r)
+            continue
+        df = pd.read_parquet(path)
         xy = umap_2d(stack_column(df, "emb_shared"), seed=seed)
-        for method in [m for m in METHOD_COLORS if m in set(df["method"])]:
-            sel = (df["method"] == method).to_numpy()
-            fig.add_trace(go.Scatter(x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=method,
-                                     legendgroup=method, showlegend=j == 1,
-                                     marker=dict(size=6, color=METHOD_COLORS[method])),
-                          row=1, col=j)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    fig.update_layout(title="Shared embedding (test identities), UMAP, coloured by generator",
-                      width=480 * max(len(found), 1), height=480)
-    return fig
+        maps[f"{r}: {DESCRIPTIONS.get(r, '')}"[:60]] = (df, xy)
+    return embedding_panels(maps, "Shared embedding (test identities), UMAP, coloured by generator")

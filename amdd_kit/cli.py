@@ -71,9 +71,21 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.epochs is not None:
         sets["train.epochs"] = str(a.epochs)
     cfg = _config(a.config, sets)
+    from .distributed import is_main, launch, per_process_batch, world_size
+    if a.processes > 1 and world_size() == 1:  # launch the processes; each runs this command
+        try:
+            per_process_batch(cfg.train.batch_size, a.processes)
+            argv = ["train", "--store", a.store, "--out", a.out, "--config", a.config,
+                    "--model", a.model] + (["--epochs", str(a.epochs)] if a.epochs is not None else []) \
+                + [x for item in a.set or () for x in ("--set", item)]
+            return launch(argv, a.processes)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
     from .data.store import ClipStore
     from .train import train
     learn = train(ClipStore(a.store), cfg, a.out)
+    if not is_main():
+        return 0
     metrics = json.loads((Path(a.out) / "metrics.json").read_text())
     print(json.dumps({k: metrics[k] for k in ("balanced_accuracy", "auc",
                                                 "attribution_accuracy", "n_test")}, indent=2))
@@ -108,7 +120,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_series(a: argparse.Namespace) -> int:
-    from .report import run_series
+    from .series import run_series
     params: dict[str, Any] = {}
     for name, value in a.p or ():
         params[name] = _yaml_value(value)
@@ -126,10 +138,18 @@ def cmd_series(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .report import report_cli
+    from .export import history_page
     _need_dir(a.runs, "--runs")
-    path = report_cli(a.runs)
+    path = history_page(a.runs)
     print(f"report: {path}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import export_html
+    if not Path(a.notebook).is_file():
+        raise UsageError(f"no such notebook: {a.notebook}")
+    print(f"report: {export_html(a.notebook, a.html)}")
     return 0
 
 
@@ -187,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config field, e.g. loss.w_cmffc=0")
+    s.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="train on N processes launched with torchrun: one per GPU, or CPU "
+                        "processes (gloo); train.batch_size stays the effective batch, each "
+                        "process loads batch_size/N (see amdd_kit.distributed)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="test-split and cross-dataset metrics of a run")
@@ -214,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="run history, comparison and an HTML report")
     s.add_argument("--runs", required=True, help="folder that holds the runs and index.csv")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("export", help="an executed notebook as an offline HTML page (code hidden)")
+    s.add_argument("notebook", help="executed notebook, e.g. RUN/notebooks/07_retraining_report.ipynb")
+    s.add_argument("html", help="page to write, e.g. RUN/report.html")
+    s.set_defaults(func=cmd_export)
     return p
 
 

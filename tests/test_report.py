@@ -1,4 +1,5 @@
-"""Series runner, run registry, regression detection and offline HTML export (amdd_kit.report).
+"""Series runner, run registry, regression detection and offline HTML export
+(amdd_kit.series, amdd_kit.registry, amdd_kit.export).
 
 The runner is exercised on throw-away notebooks written into tmp_path (no model, no data):
 each kernel start costs a few seconds, so the successful series runs once per module.
@@ -14,7 +15,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from amdd_kit import report as R
+from amdd_kit import export as X
+from amdd_kit import registry as G
+from amdd_kit import series as S
 from amdd_kit.config import get_config
 
 # -- throw-away notebooks -------------------------------------------------------------------
@@ -66,7 +69,7 @@ def nb_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("notebooks")
     _notebook(d / "01_writer.ipynb",
               'run_dir = "runs/x"\nconfig = "paper"\ndata_dir = "nowhere"\n'
-              'epochs = 0  # 0 = use the config (an "=" in a comment)\nx: int = 1', WRITER)
+              'epochs = 0  # 0: use the config\nx: int = 1', WRITER)
     _notebook(d / "02_plotter.ipynb", 'run_dir = "runs/x"', PLOTTER)
     _notebook(d / "03_failer.ipynb", 'run_dir = "runs/x"', FAILER)
     _notebook(d / "04_after.ipynb", 'run_dir = "runs/x"', AFTER)
@@ -78,7 +81,7 @@ def nb_dir(tmp_path_factory) -> Path:
 def good_series(nb_dir, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     out = runs / "good"   # does not exist yet: the runner must create it and notebooks/
-    result = R.run_series(out, config="tiny", data_dir=runs / "data",
+    result = S.run_series(out, config="tiny", data_dir=runs / "data",
                           params={"epochs": 3, "unused": "x"}, notebooks=["1", "02_plotter"],
                           timeout=60, notebooks_folder=nb_dir, progress=True)
     return out, result
@@ -86,23 +89,22 @@ def good_series(nb_dir, tmp_path_factory):
 
 # -- discovery and parameters ---------------------------------------------------------------
 def test_list_and_select(nb_dir):
-    assert [p.name for p in R.list_notebooks(nb_dir)] == [
+    assert [p.name for p in S.list_notebooks(nb_dir)] == [
         "01_writer.ipynb", "02_plotter.ipynb", "03_failer.ipynb", "04_after.ipynb"]
-    sel = R.select_notebooks(["3", "01_writer", "02_plotter.ipynb"], nb_dir)
+    sel = S.select_notebooks(["3", "01_writer", "02_plotter.ipynb"], nb_dir)
     assert [p.name for p in sel] == ["03_failer.ipynb", "01_writer.ipynb", "02_plotter.ipynb"]
     with pytest.raises(ValueError, match="99"):
-        R.select_notebooks(["99"], nb_dir)
-    assert set(R.declared_parameters(nb_dir / "01_writer.ipynb")) == {
+        S.select_notebooks(["99"], nb_dir)
+    assert set(S.declared_parameters(nb_dir / "01_writer.ipynb")) == {
         "run_dir", "config", "data_dir", "epochs", "x"}
-    assert R.declared_parameters(nb_dir / "01_writer.ipynb")["config"] == '"paper"'
-    assert R.parameters_for(nb_dir / "02_plotter.ipynb",
+    assert S.declared_parameters(nb_dir / "01_writer.ipynb")["config"] == '"paper"'
+    assert S.parameters_for(nb_dir / "02_plotter.ipynb",
                             {"run_dir": "r", "epochs": 2}) == {"run_dir": "r"}
 
 
-def test_private_kernel_when_python3_points_elsewhere(tmp_path, monkeypatch):
-    """A python3 kernelspec for another interpreter must not be used: a private spec for
-    sys.executable is written and found by Jupyter."""
-    from jupyter_client.kernelspec import KernelSpecManager
+def test_missing_kernel_names_the_fix_when_python3_points_elsewhere(tmp_path, monkeypatch):
+    """A kernelspec for another interpreter must not be used: with neither the project kernel
+    nor python3 running sys.executable, the error names the command that registers one."""
     def spec(name: str, exe: str) -> None:
         d = tmp_path / "jp" / "kernels" / name
         d.mkdir(parents=True)
@@ -114,19 +116,25 @@ def test_private_kernel_when_python3_points_elsewhere(tmp_path, monkeypatch):
     spec("amdd-kit-elsewhere", "/bin/sh")            # exists, but is not this interpreter
     spec("amdd-kit-here", sys.executable)
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
-    monkeypatch.setattr(R, "PROJECT_KERNEL", "amdd-kit-here")
-    assert R.resolve_kernel() == "amdd-kit-here"
-    monkeypatch.setattr(R, "PROJECT_KERNEL", "amdd-kit-elsewhere")
-    monkeypatch.setattr(R.tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == "/nonexistent/bin/python3"
-    name = R.resolve_kernel()
-    assert name == "amdd-kit-python"
-    assert KernelSpecManager().get_kernel_spec(name).argv[0] == sys.executable
+    monkeypatch.setattr(S, "PROJECT_KERNEL", "amdd-kit-here")
+    assert S.resolve_kernel() == "amdd-kit-here"
+    monkeypatch.setattr(S, "PROJECT_KERNEL", "amdd-kit-elsewhere")
+    with pytest.raises(S.MissingKernelError, match=r"ipykernel install --sys-prefix --name "
+                                                   r"amdd-kit-elsewhere") as err:
+        S.resolve_kernel()
+    assert "/bin/sh" in str(err.value) and "/nonexistent/bin/python3" in str(err.value)
     with pytest.raises(ValueError, match="no Jupyter kernel"):
-        R.resolve_kernel("no-such-kernel-xyz")
-    assert R._python_spec_is_ours(["python"]) and R._python_spec_is_ours([sys.executable])
-    assert not R._python_spec_is_ours(["/usr/bin/python2.7"])
+        S.resolve_kernel("no-such-kernel-xyz")
+    assert S._python_spec_is_ours(["python"]) and S._python_spec_is_ours([sys.executable])
+    assert not S._python_spec_is_ours(["/usr/bin/python2.7"])
+
+
+def test_parameters_line_papermill_cannot_read_is_an_error(tmp_path):
+    """papermill's parser skips a parameters line with a second '=': named, not silently lost."""
+    bad = _notebook(tmp_path / "01_bad.ipynb", 'run_dir = "x"\nepochs = 0  # 0 = the config',
+                    "pass")
+    with pytest.raises(ValueError, match="line 2"):
+        S.declared_parameters(bad)
 
 
 # -- the runner -----------------------------------------------------------------------------
@@ -151,7 +159,7 @@ def test_series_runs_in_order_and_passes_only_declared_parameters(good_series, c
     assert "LEAKED []" in printed
     assert set(result.seconds) == {"01_writer.ipynb", "02_plotter.ipynb"}
     # registered as ok (no report notebook in the series did it)
-    reg = R.load_registry(out.parent)
+    reg = G.load_registry(out.parent)
     assert list(reg["status"]) == ["ok"] and reg.loc[0, "run_dir"] == str(out.absolute())
     assert result.report is None  # no 07 notebook in this series
 
@@ -174,14 +182,14 @@ def test_failing_notebook_stops_series_and_is_registered(nb_dir, tmp_path, monke
     errors = [o for c in nbformat.read(str(kept), 4).cells if c.cell_type == "code"
               for o in c.outputs if o.output_type == "error"]
     assert errors and errors[0].ename == "ValueError"
-    reg = R.load_registry(out.parent)
+    reg = G.load_registry(out.parent)
     assert list(reg["status"]) == ["failed"]
     assert "boom" in reg.loc[0, "error"] and "03_failer" in reg.loc[0, "error"]
 
 
 def test_unknown_notebook_is_a_clear_error(nb_dir, tmp_path):
     with pytest.raises(ValueError, match="'5' matches 0"):
-        R.run_series(tmp_path / "r", notebooks=["5"], notebooks_folder=nb_dir)
+        S.run_series(tmp_path / "r", notebooks=["5"], notebooks_folder=nb_dir)
 
 
 # -- registry and regressions on fabricated runs --------------------------------------------
@@ -205,17 +213,17 @@ def test_registry_and_regressions(tmp_path):
     (data / "stores" / "fakeavceleb-tiny").mkdir(parents=True)
     manifest = data / "stores" / "fakeavceleb-tiny" / "manifest.parquet"
     pd.DataFrame({"path": ["a.mp4", "b.mp4"]}).to_parquet(manifest)
-    fp1 = R.data_fingerprint(data)
+    fp1 = G.data_fingerprint(data)
     assert re.fullmatch(r"[0-9a-f]{12}", fp1)
 
     r1 = _fake_run(runs, "base", 0.80, 0.90, 0.60, {"faceswap": 0.9, "rtvc": 0.7}, 0.7)
     r2 = _fake_run(runs, "nightly", 0.81, 0.85, 0.61, {"faceswap": 0.8, "rtvc": 0.72}, 0.75)
-    R.register_run(r1, "ok", data_dir=data)
+    G.register_run(r1, "ok", data_dir=data)
     pd.DataFrame({"path": ["a.mp4", "c.mp4"]}).to_parquet(manifest)  # the data changed
-    row = R.register_run(r2, "ok", data_dir=data)
+    row = G.register_run(r2, "ok", data_dir=data)
     assert row["data_fingerprint"] != fp1
 
-    reg = R.load_registry(runs)
+    reg = G.load_registry(runs)
     assert list(reg.columns[:10]) == ["run_id", "time", "config", "config_hash",
                                       "data_fingerprint", "status", "balanced_accuracy", "auc",
                                       "attribution_accuracy", "run_dir"]
@@ -226,10 +234,10 @@ def test_registry_and_regressions(tmp_path):
     assert json.loads(reg.loc[1, "detection_recall"]) == {"faceswap": 0.8, "rtvc": 0.72}
 
     # registering unchanged metrics again updates the row instead of duplicating it
-    R.register_run(r2, "ok", data_dir=data)
-    assert len(R.load_registry(runs)) == 2
+    G.register_run(r2, "ok", data_dir=data)
+    assert len(G.load_registry(runs)) == 2
 
-    table = R.compare_runs(reg)  # last run vs the previous successful one
+    table = G.compare_runs(reg)  # last run vs the previous successful one
     assert table.attrs["base_run"] == "base" and table.attrs["current_run"] == "nightly"
     t = table.set_index("metric")
     assert t.loc["auc", "delta"] == pytest.approx(-0.05) and t.loc["auc", "regression"]
@@ -239,31 +247,31 @@ def test_registry_and_regressions(tmp_path):
     assert t.loc["recall[faceswap]", "kind"] == "per_method"
     assert t.loc["lavdf.auc", "delta"] == pytest.approx(0.05)
 
-    assert R.regressions(reg) == ["auc"]
-    assert R.regressions(runs, kinds=("headline", "per_method")) == ["auc", "recall[faceswap]"]
-    assert R.regressions(reg, threshold=0.1) == []
-    assert R.regressions(reg, current="base", base="nightly") == []  # the other way round: only gains
-    assert "REGRESSION" in R.regression_banner(table)
-    assert "No regression" in R.regression_banner(R.compare_runs(reg, threshold=0.2))
-    assert "No earlier run" in R.regression_banner(R.compare_runs(reg, current="base"))
+    assert G.regressions(reg) == ["auc"]
+    assert G.regressions(runs, kinds=("headline", "per_method")) == ["auc", "recall[faceswap]"]
+    assert G.regressions(reg, threshold=0.1) == []
+    assert G.regressions(reg, current="base", base="nightly") == []  # the other way round: only gains
+    assert "REGRESSION" in G.regression_banner(table)
+    assert "No regression" in G.regression_banner(G.compare_runs(reg, threshold=0.2))
+    assert "No earlier run" in G.regression_banner(G.compare_runs(reg, current="base"))
     with pytest.raises(ValueError, match="not in the registry"):
-        R.compare_runs(reg, base="nope")
+        G.compare_runs(reg, base="nope")
 
     # a failed run without metrics: registered, never used as a base
     failed = runs / "broken"
     failed.mkdir()
-    R.register_run(failed, "failed", error="03_train.ipynb: RuntimeError: out of memory\nmore")
-    reg = R.load_registry(runs)
+    G.register_run(failed, "failed", error="03_train.ipynb: RuntimeError: out of memory\nmore")
+    reg = G.load_registry(runs)
     assert reg.loc[2, "status"] == "failed" and pd.isna(reg.loc[2, "auc"])
     assert reg.loc[2, "error"] == "03_train.ipynb: RuntimeError: out of memory more"
     r3 = _fake_run(runs, "fixed", 0.70, 0.80, 0.5, {"faceswap": 0.8})
-    R.register_run(r3, "ok")
-    assert R.compare_runs(runs).attrs["base_run"] == "nightly"
-    assert set(R.regressions(runs)) == {"balanced_accuracy", "auc", "attribution_accuracy"}
+    G.register_run(r3, "ok")
+    assert G.compare_runs(runs).attrs["base_run"] == "nightly"
+    assert set(G.regressions(runs)) == {"balanced_accuracy", "auc", "attribution_accuracy"}
 
-    page = R.report_cli(runs, quiet=True)
+    page = X.history_page(runs, quiet=True)
     text = page.read_text()
-    assert R.external_resources(text) == [] and "Plotly.newPlot(" in text
+    assert X.external_resources(text) == [] and "Plotly.newPlot(" in text
     assert "REGRESSION" in text and "broken" in text
 
 
@@ -276,9 +284,9 @@ def _plotly_header() -> str:
 def test_export_html_offline(good_series, tmp_path):
     out, _ = good_series
     executed = out / "notebooks" / "02_plotter.ipynb"
-    html_path = R.export_html(executed, tmp_path / "sub" / "report.html")
+    html_path = X.export_html(executed, tmp_path / "sub" / "report.html")
     page = html_path.read_text()
-    assert R.external_resources(page) == []
+    assert X.external_resources(page) == []
     assert not re.search(r"<script[^>]+src=[\"']?https?:", page, re.I)
     assert page.count(_plotly_header()) == 1           # plotly.js embedded exactly once
     assert page.count("Plotly.newPlot(") == 1          # the one figure
@@ -291,7 +299,7 @@ def test_export_html_rewrites_cdn_outputs(tmp_path):
     import plotly.graph_objects as go
     fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))
     cdn_html = fig.to_html(include_plotlyjs="cdn", full_html=False)
-    assert R.external_resources(cdn_html)  # the check itself sees the CDN script
+    assert X.external_resources(cdn_html)  # the check itself sees the CDN script
     nb = nbformat.v4.new_notebook()
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     cell = nbformat.v4.new_code_cell("fig")
@@ -299,14 +307,14 @@ def test_export_html_rewrites_cdn_outputs(tmp_path):
     nb.cells = [nbformat.v4.new_markdown_cell("Equation $x^2$"), cell]
     src = tmp_path / "cdn.ipynb"
     nbformat.write(nb, str(src))
-    page = R.export_html(src, tmp_path / "cdn.html").read_text()
-    assert R.external_resources(page) == []
+    page = X.export_html(src, tmp_path / "cdn.html").read_text()
+    assert X.external_resources(page) == []
     assert page.count(_plotly_header()) == 1 and "Plotly.newPlot(" in page
     plain = nbformat.v4.new_notebook()
     plain.cells = [nbformat.v4.new_markdown_cell("no figures here")]
     nbformat.write(plain, str(tmp_path / "plain.ipynb"))
-    page = R.export_html(tmp_path / "plain.ipynb", tmp_path / "plain.html").read_text()
-    assert "plotly.js v" not in page and R.external_resources(page) == []
+    page = X.export_html(tmp_path / "plain.ipynb", tmp_path / "plain.html").read_text()
+    assert "plotly.js v" not in page and X.external_resources(page) == []
     assert "no figures here" in page
 
 
@@ -316,20 +324,20 @@ def test_retraining_report_notebook_flags_regression(tmp_path):
     and the series exports RUN/report.html (offline)."""
     runs = tmp_path / "runs"
     base = _fake_run(runs, "base", 0.80, 0.90, 0.60, {"faceswap": 0.9, "real": 0.8})
-    R.register_run(base, "ok")
+    G.register_run(base, "ok")
     demo = _fake_run(runs, "demo", 0.82, 0.85, 0.62, {"faceswap": 0.7, "real": 0.85})
-    result = R.run_series(demo, notebooks=["07"], data_dir=tmp_path / "data", timeout=120,
+    result = S.run_series(demo, notebooks=["07"], data_dir=tmp_path / "data", timeout=120,
                           params={"base_run": "base", "regression_threshold": 0.03})
     assert result.ok, result.error
     summary = json.loads((demo / "report_summary.json").read_text())
     assert summary["verdict"] == "regression" and summary["regressions"] == ["auc"]
     assert summary["base_run"] == "base" and summary["threshold"] == 0.03
     assert summary["deltas"]["recall[faceswap]"] == pytest.approx(-0.2)
-    reg = R.load_registry(runs)
+    reg = G.load_registry(runs)
     assert list(reg["run_id"]) == ["base", "demo"]  # registered once, by the notebook
     page = (demo / "report.html").read_text()
     assert result.report == demo.absolute() / "report.html"
-    assert R.external_resources(page) == [] and "REGRESSION" in page
+    assert X.external_resources(page) == [] and "REGRESSION" in page
     assert page.count("Plotly.newPlot(") == 2  # trend + per-method deltas
 
 
@@ -340,9 +348,9 @@ def test_registry_reads_the_old_per_method_recall_name(tmp_path):
     m = json.loads((old / "metrics.json").read_text())
     m["per_method_recall"] = m.pop("detection_recall") | {"fsgan": 0.4}
     (old / "metrics.json").write_text(json.dumps(m))
-    assert json.loads(R.run_record(old)["detection_recall"]) == {"fsgan": 0.4}
-    R.register_run(old, "ok")
+    assert json.loads(G.run_record(old)["detection_recall"]) == {"fsgan": 0.4}
+    G.register_run(old, "ok")
     index = runs / "index.csv"
     legacy = pd.read_csv(index).rename(columns={"detection_recall": "per_method_recall"})
     legacy.to_csv(index, index=False)
-    assert json.loads(R.load_registry(runs).loc[0, "detection_recall"]) == {"fsgan": 0.4}
+    assert json.loads(G.load_registry(runs).loc[0, "detection_recall"]) == {"fsgan": 0.4}
