@@ -38,7 +38,11 @@ import numpy as np
 import pandas as pd
 
 from .config import METHODS
+from .data.splits import identity_split, split_report
+from .data.store import ClipStore
+from .inference import embed_store, load_run
 from .jsonio import jsonable as _jsonable
+from .metrics import binary_metrics, confusion, summarise
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,6 @@ def cross_block(df: pd.DataFrame) -> dict[str, Any]:
     ``fake_landing`` (:func:`attribution_landing` of the fakes). Undefined values (AUC with one
     class, the recall of an absent class) are NaN here and ``null`` in metrics.json.
     """
-    from .metrics import binary_metrics
-
     label = df["label"].to_numpy().astype(int)
     b = binary_metrics(label, df["p_fake"].to_numpy())
     fakes, reals = df[label == 1], df[label == 0]
@@ -156,7 +158,6 @@ def read_split(run_dir: str | Path, store, cfg=None) -> np.ndarray:
     if not path.exists():
         if cfg is None:
             raise FileNotFoundError(f"{path} not found and no config to recompute the split")
-        from .data.splits import identity_split
         log.warning("%s not found: recomputing the identity split from the run's config", path)
         return np.asarray(identity_split(m, cfg.train.valid_frac, cfg.train.test_frac,
                                          cfg.train.split_seed,
@@ -173,50 +174,41 @@ def read_split(run_dir: str | Path, store, cfg=None) -> np.ndarray:
     return np.array([lookup[i] for i in ids])
 
 
-
-
 # -- the whole evaluation -----------------------------------------------------------------------
-def _open_store(path: str | Path):
-    from .data.store import ClipStore
-    return ClipStore(path)
+def _open(store):
+    """A store given as a path is opened; an opened store (a :class:`ClipStore` or any object
+    with ``manifest``, ``frames``, ``mels``) is used as it is."""
+    return ClipStore(store) if isinstance(store, (str, Path)) else store
 
 
-def _load_run(run_dir: Path, device=None):
-    from .inference import load_run
-    return load_run(run_dir, device=device)
-
-
-def evaluate_run(run_dir: str | Path, store_path: str | Path | None = None,
-                 out: str | Path | None = None,
-                 cross_stores: Mapping[str, str | Path] | None = None,
-                 batch_size: int = 32, device=None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, store=None, out: str | Path | None = None,
+                 cross_stores: Mapping[str, Any] | None = None,
+                 batch_size: int = 32, device=None, run: tuple | None = None) -> dict[str, Any]:
     """Score a run's test split and the held-out stores; write the evaluation files.
 
-    ``store_path``: the training store (default: the one recorded in ``RUN/store.txt``).
-    ``cross_stores``: ``{name: store path}``; ``None`` looks for the LAV-DF / DeepfakeTIMIT /
-    DFDM stores beside the training store (:func:`find_cross_stores`); ``{}`` skips them.
-    A held-out store that cannot be opened or scored is logged and recorded as
+    ``store``: the training store, a path or an opened :class:`ClipStore` (default: the path
+    recorded in ``RUN/store.txt``).
+    ``cross_stores``: ``{name: store path or store}``; ``None`` looks for the LAV-DF /
+    DeepfakeTIMIT / DFDM stores beside the training store (:func:`find_cross_stores`); ``{}``
+    skips them. A held-out store that cannot be opened or scored is logged and recorded as
     ``{"error": ...}`` in its block; the rest of the evaluation goes on.
+    ``run``: the run's ``(cfg, model)`` when already loaded (default:
+    :func:`amdd_kit.inference.load_run` of ``run_dir``).
     Returns the merged ``metrics.json`` content.
     """
-    from .data.splits import split_report
-    from .inference import embed_store
-    from .metrics import confusion, summarise
-
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir
     out.mkdir(parents=True, exist_ok=True)
-    if store_path is None:
+    if store is None:
         rec = run_dir / "store.txt"
         if not rec.exists():
             raise FileNotFoundError(f"no --store given and {rec} does not record one")
-        store_path = rec.read_text().strip()
-    store_path = Path(store_path)
+        store = rec.read_text().strip()
+    store = _open(store)
     if cross_stores is None:
-        cross_stores = find_cross_stores(store_path)
+        cross_stores = find_cross_stores(store.path)
 
-    cfg, model = _load_run(run_dir, device=device)
-    store = _open_store(store_path)
+    cfg, model = run if run is not None else load_run(run_dir, device=device)
     split = read_split(run_dir, store, cfg)
     test_idx = np.flatnonzero(split == "test")
     if len(test_idx) == 0:
@@ -237,15 +229,16 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None = None,
     metrics.update(summarise(df, holdout_methods=holdout))
     metrics.pop("per_method_recall", None)       # the old name of detection_recall
     metrics["split"] = split_report(store.manifest, split, holdout_methods=holdout)
-    metrics["test_store"] = str(store_path)
+    metrics["test_store"] = str(getattr(store, "path", ""))
     if holdout:
         metrics["unseen_generators"] = unseen_generator_report(df, holdout)
 
     blocks: dict[str, Any] = dict(metrics.get("cross_dataset") or {})
     frames = []
-    for name, path in cross_stores.items():
+    for name, cstore in cross_stores.items():
+        path = getattr(cstore, "path", cstore)
         try:
-            cstore = _open_store(path)
+            cstore = _open(cstore)
             if len(cstore) == 0:
                 raise ValueError("the store holds no clips")
             cdf = embed_store(model, cstore, cfg, batch_size=batch_size, device=device)

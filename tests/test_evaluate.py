@@ -80,8 +80,11 @@ class BrightIsFake(nn.Module):
 
 
 class FakeStore:
+    """An opened store (what evaluate_run takes besides a path): manifest, frames, mels."""
+
     def __init__(self, methods, bright, clip_label=None, dataset="fakeavceleb"):
         n = len(methods)
+        self.path = f"stores/{dataset}-toy"
         label = [0 if m == "real" else 1 for m in methods]
         self.manifest = pd.DataFrame({
             "clip_id": np.arange(n), "video_id": [f"v{i}" for i in range(n)],
@@ -98,7 +101,7 @@ class FakeStore:
         return len(self.manifest)
 
 
-def test_evaluate_run_writes_and_merges_everything(tmp_path, monkeypatch):
+def test_evaluate_run_writes_and_merges_everything(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     methods = ["real", "fsgan", "wav2lip", "real", "fsgan", "wav2lip", "real", "fsgan"]
@@ -113,19 +116,12 @@ def test_evaluate_run_writes_and_merges_everything(tmp_path, monkeypatch):
                       [False, False, True, False, False, True],
                       clip_label=[0, 0, 1, 0, 0, 1], dataset="lavdf")
     dfdm = FakeStore(["dfaker"] * 3, [False, False, True], dataset="dfdm")
-    stores = {"train": train_store, "lavdf": lavdf, "dfdm": dfdm}
-
-    def open_store(path):
-        if str(path) == "broken":
-            raise FileNotFoundError("broken/manifest.parquet not found")
-        return stores[str(path)]
-
     cfg = get_config("tiny", {"train.holdout_methods": "wav2lip"})
-    monkeypatch.setattr(Ev, "_open_store", open_store)
-    monkeypatch.setattr(Ev, "_load_run", lambda run_dir, device=None: (cfg, BrightIsFake()))
-
-    m = Ev.evaluate_run(run, "train", cross_stores={"lavdf": "lavdf", "dfdm": "dfdm",
-                                                    "dftimit": "broken"})
+    loaded = (cfg, BrightIsFake())
+    # stores and model passed in; "dftimit" is a path to a folder that is no clip store
+    m = Ev.evaluate_run(run, train_store, run=loaded,
+                        cross_stores={"lavdf": lavdf, "dfdm": dfdm,
+                                      "dftimit": tmp_path / "broken"})
     # test clips 1,2,3,5,6: real(bright)=wrong, fsgan ok, wav2lip(bright) ok, wav2lip(dark), real
     assert m["n_test"] == 5
     assert m["real_recall"] == pytest.approx(0.5) and m["fake_recall"] == pytest.approx(2 / 3)
@@ -166,4 +162,4 @@ def test_evaluate_run_writes_and_merges_everything(tmp_path, monkeypatch):
     pd.DataFrame({"clip_id": [0, 1], "split": ["test", "test"]}).to_csv(run / "splits.csv",
                                                                        index=False)
     with pytest.raises(ValueError, match="does not cover"):
-        Ev.evaluate_run(run, "train", cross_stores={})
+        Ev.evaluate_run(run, train_store, cross_stores={}, run=loaded)
