@@ -26,9 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from fastai.callback.hook import hook_output
 from torch import nn
 
 from .config import METHODS
+from .viz import frames_mel_figure
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +113,16 @@ def gradcam(model: nn.Module, frames: torch.Tensor, mel: torch.Tensor, target: T
     """
     frames, mel = _batch(frames, mel)
     B, T, _, H, W = frames.shape
-    layer = layer or find_gradcam_layer(model)
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(_module, _inputs, output):
-        store["act"] = output
-
     was_training = model.training
     model.eval()
-    handle = layer.register_forward_hook(hook)
     try:
-        with torch.enable_grad():
+        # fastai's hook keeps the block's output (with its graph: detach=False) and removes
+        # itself on leaving the block
+        with hook_output(layer or find_gradcam_layer(model), detach=False) as hook, \
+                torch.enable_grad():
             frames = frames.detach().clone().requires_grad_(True)  # grads flow even if frozen
             score = target_score(model(frames, mel), target)
-            act = store.get("act")
+            act = hook.stored
             if act is None:
                 raise RuntimeError("the Grad-CAM layer did not run in the forward pass")
             if act.dim() != 4 or act.shape[0] != B * T:
@@ -134,7 +132,6 @@ def gradcam(model: nn.Module, frames: torch.Tensor, mel: torch.Tensor, target: T
             if score.requires_grad:  # False when the score does not depend on any input
                 (grad,) = torch.autograd.grad(score.sum(), act, allow_unused=True)
     finally:
-        handle.remove()
         model.train(was_training)
     if grad is None:  # the score does not depend on the visual branch at all
         return np.zeros((B, T, H, W), dtype=np.float32)
@@ -240,9 +237,8 @@ def explain_clip(model: nn.Module, store, clip_id: int, cfg, target: Target = "f
 
 
 def explanation_figure(ex: dict[str, Any], max_frames: int = 8):
-    """Plotly figure of :func:`explain_clip`'s result: Grad-CAM over the frames, mel + saliency."""
-    from .viz import frames_mel_figure
-
+    """Plotly figure of :func:`explain_clip`'s result: Grad-CAM over the frames, mel + saliency
+    (drawn by :func:`amdd_kit.viz.frames_mel_figure`)."""
     title = (f"clip {ex['clip_id']}: true {ex['method']}, predicted {ex['pred_method']}, "
              f"p_fake={ex['p_fake']:.2f} (explaining: {ex['target']})")
     return frames_mel_figure(ex["frames"], ex["mel"], title=title, heat=ex["cam"],

@@ -35,6 +35,7 @@ import pandas as pd
 
 from .config import Config
 from .jsonio import jsonable as _jsonable
+from .viz import audit_bars, silence_figure  # noqa: F401 (notebook 06 calls SC.silence_figure)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ AUDIT_FILE = "shortcut_audit.json"
 SILENCE_FILE = "shortcut_silence.csv"
 
 __all__ = ["shortcut_audit", "corpus_settings", "silence_table", "detector_scores",
-           "ensure_store", "audit_findings"]
+           "ensure_store", "audit_findings", "audit_scores", "audit_figure", "silence_figure"]
 
 
 # -- corpora and stores -------------------------------------------------------------------------
@@ -317,27 +318,10 @@ def audit_findings(audit: dict[str, Any], tol: float = 0.1) -> list[str]:
 
 
 
-
-# -- figures ------------------------------------------------------------------------------------
-def silence_figure(table: pd.DataFrame):
-    """Box plots of the leading-silence length per corpus and label (``shortcut_silence.csv``)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for label, name, color in ((0, "real", "#2ca02c"), (1, "fake", "#d62728")):
-        t = table[table["label"] == label]
-        fig.add_trace(go.Box(x=t["corpus"], y=t["leading_silence_s"], name=name,
-                             marker_color=color, boxpoints="all", jitter=0.4))
-    fig.update_layout(boxmode="group", title="Leading silence before the first sound",
-                      yaxis_title="seconds", width=640, height=420)
-    return fig
-
-
-def audit_figure(audit: dict[str, Any]):
+# -- figures (built in amdd_kit.viz) ------------------------------------------------------------
+def audit_scores(audit: dict[str, Any]) -> dict[str, float]:
     """Balanced accuracy of the trivial detector and of AMDD in each setting of the audit."""
-    import plotly.graph_objects as go
-
-    bars = {
+    return {
         "silence detector<br>shortcut corpus": _get(audit, "detector", "shortcut",
                                                     "balanced_accuracy"),
         "silence detector<br>clean corpus": _get(audit, "detector", "clean", "balanced_accuracy"),
@@ -346,11 +330,8 @@ def audit_figure(audit: dict[str, Any]):
         "AMDD<br>silence trimmed": _get(audit, "amdd", "shortcut_trimmed", "balanced_accuracy"),
         "AMDD<br>clean corpus": _get(audit, "amdd", "clean", "balanced_accuracy"),
     }
-    colors = ["#7f7f7f", "#7f7f7f", "#1f77b4", "#1f77b4", "#1f77b4"]
-    fig = go.Figure(go.Bar(x=list(bars), y=list(bars.values()), marker_color=colors,
-                           text=["n/a" if not math.isfinite(v) else f"{v:.2f}"
-                                 for v in bars.values()], textposition="outside"))
-    fig.add_hline(y=0.5, line_dash="dash", line_color="grey", annotation_text="chance")
-    fig.update_layout(title="The shortcut audit: balanced accuracy", yaxis=dict(range=[0, 1.1]),
-                      width=760, height=420)
-    return fig
+
+
+def audit_figure(audit: dict[str, Any]):
+    """Bar chart of :func:`audit_scores` (:func:`amdd_kit.viz.audit_bars`)."""
+    return audit_bars(audit_scores(audit))

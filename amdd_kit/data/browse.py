@@ -11,45 +11,31 @@ from typing import Any
 
 import numpy as np
 
-
-def _strip(frames: np.ndarray) -> np.ndarray:
-    """uint8 ``[T,3,H,W]`` -> ``[H, T*W, 3]``."""
-    return np.concatenate(list(np.asarray(frames).transpose(0, 2, 3, 1)), axis=1)
+from ..viz import frames_mel_figure
 
 
 def clip_figure(store, clip_id: int):
-    """Plotly figure of one clip: its face-crop frames as a strip above its log-mel.
+    """Plotly figure of one clip: its face-crop frames as a strip above its log-mel, on the
+    video's time axis (drawn by :func:`amdd_kit.viz.frames_mel_figure`).
 
     Args:
         store: a :class:`~amdd_kit.data.store.ClipStore`.
         clip_id: row of ``store.manifest``.
     """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     if not 0 <= clip_id < len(store):
         raise IndexError(f"clip_id {clip_id} out of range 0..{len(store) - 1}")
     row = store.manifest.iloc[clip_id]
     cfg = store.data_config
     mel = np.asarray(store.mels[clip_id], dtype=np.float32)
-    fig = make_subplots(rows=2, cols=1, row_heights=[0.45, 0.55], vertical_spacing=0.12,
-                        subplot_titles=(f"{cfg.n_frames} frames, every {cfg.frame_stride}th "
-                                        f"at {cfg.fps:g} fps",
-                                        f"log-mel ({cfg.n_mels} bins x {cfg.mel_frames} "
-                                        f"columns of {1000 * cfg.hop_length / cfg.sample_rate:g} ms)"))
-    fig.add_trace(go.Image(z=_strip(store.frames[clip_id])), row=1, col=1)
+    frames = np.asarray(store.frames[clip_id])
     t = np.arange(mel.shape[1]) * cfg.hop_length / cfg.sample_rate + float(row["start_s"])
-    fig.add_trace(go.Heatmap(z=mel, x=t, colorscale="Viridis", colorbar=dict(title="log"),
-                             showscale=True), row=2, col=1)
-    fig.update_xaxes(showticklabels=False, row=1, col=1)
-    fig.update_yaxes(showticklabels=False, row=1, col=1)
-    fig.update_xaxes(title_text="time in the video (s)", row=2, col=1)
-    fig.update_yaxes(title_text="mel bin", row=2, col=1)
     label = "fake" if int(row["clip_label"]) else "real"
-    fig.update_layout(height=420, margin=dict(l=40, r=20, t=70, b=40),
-                      title=f"clip {clip_id}: {row['method']} ({label}), {row['identity']}, "
-                            f"{float(row['start_s']):.2f} s of {row['path']}")
-    return fig
+    title = (f"clip {clip_id}: {row['method']} ({label}), {row['identity']}, "
+             f"{float(row['start_s']):.2f} s of {row['path']}<br><sup>{cfg.n_frames} frames, "
+             f"every {cfg.frame_stride}th at {cfg.fps:g} fps; log-mel {cfg.n_mels} bins x "
+             f"{cfg.mel_frames} columns of {1000 * cfg.hop_length / cfg.sample_rate:g} ms</sup>")
+    return frames_mel_figure(frames, mel, title=title, max_frames=len(frames), strip=True,
+                             mel_times=t, mel_height=220)
 
 
 class ClipBrowser:
