@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from fastai.data.core import DataLoaders
+from torchaudio.transforms import FrequencyMasking, TimeMasking
 from fasttransform import ItemTransform
 
 from .config import Config
@@ -131,6 +132,9 @@ class AVAugment(ItemTransform):
         super().__init__()
         self.pad, self.jitter = pad, jitter
         self.time_mask, self.freq_mask = time_mask, freq_mask
+        # iid_masks: an independent mask for every clip of the batch (width drawn in [0, size))
+        self.masks = (TimeMasking(time_mask, iid_masks=True),
+                      FrequencyMasking(freq_mask, iid_masks=True))
 
     def encodes(self, b):
         frames, mel, *ys = b
@@ -160,19 +164,11 @@ class AVAugment(ItemTransform):
         return x.contiguous()
 
     def spec_augment(self, mel: torch.Tensor) -> torch.Tensor:
-        """SpecAugment (Park et al. 2019): one time and one frequency mask per clip, set to 0
-        (the clip mean after standardisation). ``[B,F,S]`` -> same shape."""
-        B, F, S = mel.shape
-        dev = mel.device
-        mel = mel.clone()
-        for size, length, dim in ((self.time_mask, S, 2), (self.freq_mask, F, 1)):
-            if size <= 0:
-                continue
-            w = torch.randint(0, size + 1, (B, 1), device=dev)
-            start = (torch.rand(B, 1, device=dev) * (length - w).clamp(min=1)).long()
-            pos = torch.arange(length, device=dev)[None, :]
-            mask = (pos >= start) & (pos < start + w)  # [B,length]
-            mel = mel.masked_fill(mask[:, None, :] if dim == 2 else mask[:, :, None], 0.0)
+        """SpecAugment (Park et al. 2019) with torchaudio's ``TimeMasking`` and
+        ``FrequencyMasking``: one time and one frequency mask per clip, set to 0 (the clip mean
+        after standardisation). ``[B,F,S]`` -> same shape."""
+        for mask in self.masks:
+            mel = mask(mel, 0.0)
         return mel
 
 
