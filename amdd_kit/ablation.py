@@ -18,7 +18,7 @@ measures, per row, on the test identities:
   footing: "how much generator information does the shared embedding hold?";
 * ``silhouette`` -- how well the test shared embeddings cluster by generator (cosine, -1..1);
 * ``trace_probe_visual`` / ``trace_probe_audio`` -- a linear probe of each modality's
-  fingerprint (``fp_visual`` / ``fp_audio``) on its own trace label (``config.METHOD_TRACES``):
+  fingerprint (``f_v`` / ``f_a``) on its own trace label (``config.METHOD_TRACES``):
   does the fingerprint identify its trace (what CMFFC, Eq. 4, trains for)? A collapsed
   fingerprint scores the majority baseline, so this check cannot be passed by a collapse;
 * ``fake_recall_<set>`` and ``fake_recall_heldout`` -- the share of fakes called fake on each
@@ -143,7 +143,7 @@ def _known(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def probe_predictions(train_df: pd.DataFrame | None, test_df: pd.DataFrame,
-                      column: str = "emb_shared", target: str = "method_idx",
+                      column: str = "embedding", target: str = "method_idx",
                       seed: int = 0) -> np.ndarray | None:
     """A linear probe (logistic regression on frozen vectors ``train_df[column]`` ``[N,d]``,
     labels ``train_df[target]``) and its predictions ``[N_test]`` for ``test_df``.
@@ -164,7 +164,7 @@ def probe_predictions(train_df: pd.DataFrame | None, test_df: pd.DataFrame,
 
 
 def attribution_from_embeddings(train_df: pd.DataFrame | None, test_df: pd.DataFrame,
-                                column: str = "emb_shared", seed: int = 0) -> float:
+                                column: str = "embedding", seed: int = 0) -> float:
     """Linear-probe attribution accuracy on frozen embeddings (NaN when it cannot be fitted)."""
     pred = probe_predictions(train_df, test_df, column, seed=seed)
     if pred is None:
@@ -186,7 +186,7 @@ def scored_clips(test_df: pd.DataFrame, train_df: pd.DataFrame | None, cfg: Conf
                  seed: int = 0) -> pd.DataFrame:
     """Per-clip scores of one row on the known-generator test clips, for the bootstrap.
 
-    Columns: ``identity``, ``method``, ``method_idx``, ``label``, ``p_fake``, ``emb_shared``,
+    Columns: ``identity``, ``method``, ``method_idx``, ``label``, ``p_fake``, ``embedding``,
     and 0/1 correctness of the attribution head (or the probe when the head was not trained:
     ``attr_ok``), of the shared-embedding probe (``probe_ok``) and of the fingerprint trace
     probes (``trace_v_ok``, ``trace_a_ok``; NaN when a probe cannot be fitted).
@@ -194,7 +194,7 @@ def scored_clips(test_df: pd.DataFrame, train_df: pd.DataFrame | None, cfg: Conf
     te = _traces(_known(test_df)).reset_index(drop=True)
     tr = _traces(train_df) if train_df is not None else None
     truth = te["method_idx"].astype(str).to_numpy()
-    out = te[["identity", "method", "method_idx", "label", "p_fake", "emb_shared"]].copy()
+    out = te[["identity", "method", "method_idx", "label", "p_fake", "embedding"]].copy()
 
     def ok(pred, y):
         return np.asarray(pred == y, float) if pred is not None else np.full(len(te), np.nan)
@@ -205,9 +205,9 @@ def scored_clips(test_df: pd.DataFrame, train_df: pd.DataFrame | None, cfg: Conf
             .astype(float).to_numpy()
     else:
         out["attr_ok"] = out["probe_ok"]
-    out["trace_v_ok"] = ok(probe_predictions(tr, te, "fp_visual", "trace_visual", seed),
+    out["trace_v_ok"] = ok(probe_predictions(tr, te, "f_v", "trace_visual", seed),
                            te["trace_visual"].astype(str).to_numpy())
-    out["trace_a_ok"] = ok(probe_predictions(tr, te, "fp_audio", "trace_audio", seed),
+    out["trace_a_ok"] = ok(probe_predictions(tr, te, "f_a", "trace_audio", seed),
                            te["trace_audio"].astype(str).to_numpy())
     return out
 
@@ -237,7 +237,7 @@ def sample_metrics(sc: pd.DataFrame) -> dict[str, float]:
         else float("nan"),
         "probe_accuracy": float(np.nanmean(sc["probe_ok"])) if sc["probe_ok"].notna().any()
         else float("nan"),
-        "silhouette": _silhouette(stack_column(sc, "emb_shared"), sc["method"].to_numpy()),
+        "silhouette": _silhouette(stack_column(sc, "embedding"), sc["method"].to_numpy()),
         "trace_probe_visual": float(np.nanmean(sc["trace_v_ok"])) if sc["trace_v_ok"].notna().any()
         else float("nan"),
         "trace_probe_audio": float(np.nanmean(sc["trace_a_ok"])) if sc["trace_a_ok"].notna().any()
@@ -276,7 +276,7 @@ def embedding_scores(test_df: pd.DataFrame) -> dict[str, float]:
     df = _known(test_df)
     if len(df) == 0:
         return {"silhouette": float("nan")}
-    return {"silhouette": _silhouette(stack_column(df, "emb_shared"), df["method"].to_numpy())}
+    return {"silhouette": _silhouette(stack_column(df, "embedding"), df["method"].to_numpy())}
 
 
 def row_metrics(metrics: Mapping[str, Any], test_df: pd.DataFrame,
@@ -606,6 +606,6 @@ def umap_panels(out_dir: str | Path, rows: Sequence[str] = ("full", "no_attribut
             log.warning("umap_panels: no embeddings for row %s", r)
             continue
         df = pd.read_parquet(path)
-        xy = umap_2d(stack_column(df, "emb_shared"), seed=seed)
+        xy = umap_2d(stack_column(df, "embedding"), seed=seed)
         maps[f"{r}: {DESCRIPTIONS.get(r, '')}"[:60]] = (df, xy)
     return embedding_panels(maps, "Shared embedding (test identities), UMAP, coloured by generator")

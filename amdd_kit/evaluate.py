@@ -15,7 +15,7 @@ Protocols
 * **Partial fakes (LAV-DF)** -- a LAV-DF fake only edits a few short segments, so a window cut
   from a fake video may contain no edit at all. Every clip is scored against its own window
   label, the store's ``clip_label`` (1 when the window overlaps a fake segment), not the video's
-  label; :func:`amdd_kit.inference.embed_store` puts ``clip_label`` into the ``label`` column.
+  ``label``; :func:`amdd_kit.inference.embed_store` keeps both columns.
 * **Unseen generators within FakeAVCeleb** -- methods listed in
   ``cfg.train.holdout_methods`` are kept out of train/valid and land in the test split;
   :func:`unseen_generator_report` shows how they are scored.
@@ -67,12 +67,12 @@ def attribution_landing(df: pd.DataFrame, classes: Sequence[str] = METHODS) -> d
 def cross_block(df: pd.DataFrame) -> dict[str, Any]:
     """Metrics of one held-out set: ``real_recall``, ``fake_recall``, ``auc``, ``n`` and more.
 
-    ``df`` is an embeddings table (``label`` = window label, ``p_fake``, ``pred_method``).
+    ``df`` is an embeddings table (``clip_label`` = window label, ``p_fake``, ``pred_method``).
     Also ``balanced_accuracy``, ``n_real``, ``n_fake``, ``mean_p_fake_real/fake`` and
     ``fake_landing`` (:func:`attribution_landing` of the fakes). Undefined values (AUC with one
     class, the recall of an absent class) are NaN here and ``null`` in metrics.json.
     """
-    label = df["label"].to_numpy().astype(int)
+    label = df["clip_label"].to_numpy().astype(int)
     b = binary_metrics(label, df["p_fake"].to_numpy())
     fakes, reals = df[label == 1], df[label == 0]
     return {
@@ -96,7 +96,7 @@ def unseen_generator_report(df: pd.DataFrame, holdout_methods: Sequence[str]
     """
     out: dict[str, dict[str, Any]] = {}
     held = [m for m in holdout_methods]
-    fakes = df[df["label"].astype(int) == 1]
+    fakes = df[df["clip_label"].astype(int) == 1]
 
     def block(g: pd.DataFrame) -> dict[str, Any]:
         return {"n": int(len(g)),
@@ -226,7 +226,8 @@ def evaluate_run(run_dir: str | Path, store=None, out: str | Path | None = None,
             except json.JSONDecodeError as e:
                 log.warning("ignoring unreadable %s: %s", src, e)
     holdout = tuple(cfg.train.holdout_methods)
-    metrics.update(summarise(df, holdout_methods=holdout))
+    # summarise scores the ``label`` column: here every window by its own label
+    metrics.update(summarise(df.assign(label=df["clip_label"]), holdout_methods=holdout))
     metrics.pop("per_method_recall", None)       # the old name of detection_recall
     metrics["split"] = split_report(store.manifest, split, holdout_methods=holdout)
     metrics["test_store"] = str(getattr(store, "path", ""))

@@ -2,8 +2,8 @@
 
 Everything here works on plain arrays so that it can be used on any embedding:
 
-* ``X`` float ``[N, D]``: one row per clip (the shared embedding ``emb_shared``, or the visual /
-  audio fingerprints ``fp_visual`` / ``fp_audio`` of ``embeddings.parquet``);
+* ``X`` float ``[N, D]``: one row per clip (the shared embedding ``embedding``, or the visual /
+  audio fingerprints ``f_v`` / ``f_a`` of ``embeddings.parquet``, named as the model names them);
 * ``labels`` ``[N]``: one class name (or index) per row, usually the generator ``method``.
 
 What the functions measure:
@@ -46,7 +46,7 @@ __all__ = [
 
 # -- helpers ------------------------------------------------------------------------------------
 def stack_column(df: pd.DataFrame, column: str) -> np.ndarray:
-    """Turn a list-valued DataFrame column (e.g. ``emb_shared``) into a float32 ``[N, D]`` array."""
+    """Turn a list-valued DataFrame column (e.g. ``embedding``) into a float32 ``[N, D]`` array."""
     if column not in df.columns:
         raise KeyError(f"column {column!r} not in the embeddings table; have {list(df.columns)}")
     if len(df) == 0:
@@ -201,7 +201,7 @@ def trace_report(df: pd.DataFrame) -> pd.DataFrame:
     """What CMFFC (Eq. 4) trained for, measured so that a collapse cannot pass for agreement.
 
     Reads an embeddings table (``trace_visual``, ``trace_audio``, ``pred_trace_visual``,
-    ``pred_trace_audio``, ``method``, ``pred_method``, ``fp_visual``, ``fp_audio``) and returns
+    ``pred_trace_audio``, ``method``, ``pred_method``, ``f_v``, ``f_a``) and returns
     one row per check with ``value`` and the ``baseline`` a model without the skill gets:
 
     * ``visual trace accuracy`` / ``audio trace accuracy`` -- does each fingerprint name its own
@@ -230,7 +230,7 @@ def trace_report(df: pd.DataFrame) -> pd.DataFrame:
     chance = float(sum(a.get(k, 0.0) * b.get(k, 0.0) for k in set(a.index) | set(b.index)))
     rows.append({"check": "agreement (traces vs fused attribution)", "value": agree,
                  "baseline": chance})
-    for mod, col in (("visual", "fp_visual"), ("audio", "fp_audio")):
+    for mod, col in (("visual", "f_v"), ("audio", "f_a")):
         U = _unit(_as_2d(np.stack(known[col].to_numpy()))) if len(known) else np.zeros((0, 1))
         n = len(U)
         mean_cos = float((U.sum(0) @ U.sum(0) - n) / (n * (n - 1))) if n > 1 else float("nan")

@@ -19,8 +19,9 @@ from .data.decode import SkipVideo, clips_from_video
 from .loaders import to_model_inputs
 from .models import build_model
 
-EMBED_COLUMNS = ("emb_shared", "fp_visual", "fp_audio")
-_KEYS = {"emb_shared": "embedding", "fp_visual": "f_v", "fp_audio": "f_a"}
+#: the vectors of an embeddings table, named as the model's output dict names them: the shared
+#: (fused) embedding and the visual / audio fingerprints
+EMBED_COLUMNS = ("embedding", "f_v", "f_a")
 
 
 def default_device() -> torch.device:
@@ -62,8 +63,8 @@ def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
     """
     device = torch.device(device) if device else next(model.parameters()).device
     model.eval()
-    outs: dict[str, list[np.ndarray]] = {k: [] for k in ("p_fake", "attr_probs", "embedding",
-                                                         "f_v", "f_a", "trace_v", "trace_a")}
+    outs: dict[str, list[np.ndarray]] = {k: [] for k in ("p_fake", "attr_probs", *EMBED_COLUMNS,
+                                                         "trace_v", "trace_a")}
     for s in range(0, len(frames_u8), batch_size):
         fr, me = to_model_inputs(frames_u8[s:s + batch_size], mels_f16[s:s + batch_size], cfg,
                                  device)
@@ -71,7 +72,7 @@ def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
             out = model(fr, me)
         outs["p_fake"].append(torch.sigmoid(out["det_logit"].float()).cpu().numpy())
         outs["attr_probs"].append(torch.softmax(out["attr_logits"].float(), -1).cpu().numpy())
-        for k in ("embedding", "f_v", "f_a"):
+        for k in EMBED_COLUMNS:
             outs[k].append(out[k].float().cpu().numpy())
         for k in ("trace_v", "trace_a"):
             logits = out.get(f"trace_logits_{k[-1]}")
@@ -85,17 +86,18 @@ def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | N
                 ) -> pd.DataFrame:
     """Predictions and embeddings for clips of a store: one row per clip.
 
-    Columns (the ``embeddings.parquet`` contract): ids and labels from the store manifest,
-    ``p_fake``, ``pred_label``, ``pred_method``, ``pred_method_idx``, ``split`` and the vectors
-    ``emb_shared`` (shared embedding), ``fp_visual``, ``fp_audio`` (fingerprints f_v, f_a);
+    Columns (the ``embeddings.parquet`` contract): ids and labels from the store manifest
+    (``label``: the video's label; ``clip_label``: the window's, what the detector is scored
+    against: they differ only for partial fakes), ``p_fake``, ``pred_label``, ``pred_method``,
+    ``pred_method_idx``, ``split`` and the vectors named as the model names them
+    (:data:`EMBED_COLUMNS`): ``embedding`` (shared embedding), ``f_v``, ``f_a`` (fingerprints);
     ``trace_visual`` / ``trace_audio`` (each modality's true trace, ``config.METHOD_TRACES``;
     empty for a generator outside the table) and ``pred_trace_visual`` / ``pred_trace_audio``
     (what the fingerprints' trace classifiers say, CMFFC Eq. 4).
     """
     m = store.manifest
     idx = np.arange(len(m)) if indices is None else np.sort(np.asarray(indices, np.int64))
-    res = {k: [] for k in ("p_fake", "attr_probs", "embedding", "f_v", "f_a", "trace_v",
-                           "trace_a")}
+    res = {k: [] for k in ("p_fake", "attr_probs", *EMBED_COLUMNS, "trace_v", "trace_a")}
     for s in range(0, len(idx), 256):  # read the memmaps in slices, not all at once
         chunk = idx[s:s + 256]
         r = forward_arrays(model, store.frames[chunk], store.mels[chunk], cfg, batch_size,
@@ -107,8 +109,6 @@ def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | N
                         "category", "label", "clip_label", "method_idx", "start_s")
             if c in m.columns]
     df = m.iloc[idx][cols].reset_index(drop=True)
-    if "clip_label" in df.columns:  # evaluate windows by their own label (partial fakes)
-        df["label"] = df["clip_label"].astype(int)
     df["p_fake"] = res["p_fake"].astype(float)
     df["pred_label"] = (df["p_fake"] >= 0.5).astype(int)
     pred_idx = res["attr_probs"].argmax(axis=1) if len(df) else np.zeros(0, dtype=int)
@@ -122,14 +122,9 @@ def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | N
         df[col] = [names[i] if i >= 0 else "" for i in res[key].astype(int)]
     if split is not None:
         df["split"] = np.asarray(split)[idx]
-    for col, key in _KEYS.items():
-        df[col] = list(res[key].astype(np.float32)) if len(df) else []
+    for col in EMBED_COLUMNS:
+        df[col] = list(res[col].astype(np.float32)) if len(df) else []
     return df
-
-
-def stack(df: pd.DataFrame, column: str) -> np.ndarray:
-    """A list-valued column of an embeddings table as a matrix ``[N,d]``."""
-    return np.stack(df[column].to_numpy()) if len(df) else np.zeros((0, 0), np.float32)
 
 
 def predict_videos(run_dir: str | Path, videos: Sequence[str | Path],

@@ -6,8 +6,8 @@
     ex.show()                                           # live kernel: dropdowns, map, clip panel
     ex.static_figure()                                  # plain figure for papermill / HTML export
 
-Choose the space (``shared`` = ``emb_shared``, ``visual`` = ``fp_visual``, ``audio`` =
-``fp_audio``), colour the points by method / category / identity / correctness, hover to see the
+Choose the space (``shared`` = ``embedding``, ``visual`` = ``f_v``, ``audio`` =
+``f_a``), colour the points by method / category / identity / correctness, hover to see the
 ids, click a point to see that clip's frames and log-mel beside the map. The observers are plain
 ipywidgets observers: setting ``ex.space.value = "audio"`` in code redraws the map exactly like a
 click on the dropdown does, and :meth:`EmbeddingExplorer.select` shows a clip by row number
@@ -44,7 +44,7 @@ from .viz import frames_mel_figure, scatter_2d
 log = logging.getLogger(__name__)
 
 #: explorer space name -> embeddings.parquet column
-SPACES: dict[str, str] = {"shared": "emb_shared", "visual": "fp_visual", "audio": "fp_audio"}
+SPACES: dict[str, str] = {"shared": "embedding", "visual": "f_v", "audio": "f_a"}
 COLOR_BY: tuple[str, ...] = ("method", "category", "identity", "correctness", "dataset",
                              "pred_method")
 
@@ -63,10 +63,12 @@ def _sync_state(fig: Any) -> None:
 
 
 def correctness(df: pd.DataFrame) -> pd.Series:
-    """``correct`` / ``wrong`` per row: attribution for the 7 classes, detection otherwise."""
+    """``correct`` / ``wrong`` per row: attribution for the 7 classes, detection otherwise
+    (against the window label ``clip_label`` when the table has one, else ``label``)."""
     known = df["method"].isin(METHODS)
     attr_ok = df["pred_method"] == df["method"] if "pred_method" in df else known & False
-    det_ok = (df["pred_label"] == df["label"]) if {"pred_label", "label"} <= set(df.columns) \
+    target = "clip_label" if "clip_label" in df else "label"
+    det_ok = (df["pred_label"] == df[target]) if {"pred_label", target} <= set(df.columns) \
         else pd.Series(False, index=df.index)
     return pd.Series(np.where(np.where(known, attr_ok, det_ok), "correct", "wrong"),
                      index=df.index)

@@ -38,8 +38,8 @@ def fake_embeddings(n_per: int, separation: float, seed: int, split: str,
             rows.append({"clip_id": len(rows), "identity": f"id{len(rows) % 5}",
                          "method": method, "method_idx": c, "label": int(c > 0),
                          "split": split, "p_fake": float(c > 0),
-                         "emb_shared": e.astype(np.float32), "fp_visual": fv.astype(np.float32),
-                         "fp_audio": np.asarray(fa, np.float32)})
+                         "embedding": e.astype(np.float32), "f_v": fv.astype(np.float32),
+                         "f_a": np.asarray(fa, np.float32)})
     return pd.DataFrame(rows)
 
 
@@ -91,8 +91,8 @@ def test_embedding_scores_and_trace_probes_see_structure_and_refuse_collapse():
     # class-informative fingerprints: each names its own modality's trace
     assert good["trace_probe_visual"] > 0.9 and good["trace_probe_audio"] > 0.9
     # collapsed fingerprints (one constant vector) can only reach the majority trace
-    flat = lambda d: d.assign(fp_visual=[np.ones(8, np.float32)] * len(d),
-                              fp_audio=[np.ones(8, np.float32)] * len(d))
+    flat = lambda d: d.assign(f_v=[np.ones(8, np.float32)] * len(d),
+                              f_a=[np.ones(8, np.float32)] * len(d))
     collapsed = A.row_metrics({}, flat(te), flat(tr), cfg)
     majority_v = pd.Series([METHOD_TRACES[m][0] for m in te["method"]]).value_counts(
         normalize=True).max()
@@ -298,7 +298,7 @@ def test_bootstrap_resamples_identities_not_clips():
         for k in range(16):
             rows.append({"identity": f"id{i}", "method": METHODS[k % 7], "method_idx": k % 7,
                          "label": int(k % 7 > 0), "p_fake": float(k % 7 > 0),
-                         "emb_shared": np.eye(8, dtype=np.float32)[k % 7],
+                         "embedding": np.eye(8, dtype=np.float32)[k % 7],
                          "attr_ok": float(i != 0), "probe_ok": float(i != 0),
                          "trace_v_ok": 1.0, "trace_a_ok": 1.0})
     sc = pd.DataFrame(rows)

@@ -16,8 +16,8 @@ T, HW, N_MELS, S = 2, 8, 8, 8
 
 
 def table(methods, labels, p_fake, pred_methods):
-    return pd.DataFrame({"method": methods, "label": labels, "p_fake": p_fake,
-                         "pred_method": pred_methods})
+    return pd.DataFrame({"method": methods, "label": labels, "clip_label": labels,
+                         "p_fake": p_fake, "pred_method": pred_methods})
 
 
 def test_cross_block_counts_real_and_fake_recall_and_landing():
@@ -149,9 +149,11 @@ def test_evaluate_run_writes_and_merges_everything(tmp_path):
     assert on_disk == m
     emb = pd.read_parquet(run / "embeddings.parquet")
     assert sorted(emb.clip_id) == [1, 2, 3, 5, 6] and (emb.split == "test").all()
-    assert len(emb.emb_shared[0]) == 4
+    assert len(emb.embedding[0]) == 4
     cross = pd.read_parquet(run / "embeddings_cross.parquet")
     assert cross.groupby("eval_set").size().to_dict() == {"dfdm": 3, "lavdf": 6}
+    lav_rows = cross[cross.eval_set == "lavdf"]       # the video label and the window label
+    assert lav_rows.label.sum() == 4 and lav_rows.clip_label.sum() == 2
     cm = pd.read_csv(run / "confusion.csv", index_col=0)
     assert cm.loc["fsgan", "fsgan"] == 1 and cm.loc["real", "fsgan"] == 1
     assert cm.values.sum() == 5

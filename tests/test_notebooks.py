@@ -117,7 +117,7 @@ def test_03_train_amdd(series):
     hist = pd.read_csv(run / "history.csv")
     assert len(hist) == PARAMS["03"]["epochs"]
     emb = pd.read_parquet(run / "embeddings.parquet")
-    assert len(emb) == m["n_test"] and {"emb_shared", "fp_visual", "fp_audio"} <= set(emb.columns)
+    assert len(emb) == m["n_test"] and {"embedding", "f_v", "f_a"} <= set(emb.columns)
     lc = pd.read_csv(run / "loss_components.csv")
     assert {"det", "attr", "con", "cmffc", "cent", "total"} <= set(lc.columns)
     _figures(run, "03")
@@ -160,7 +160,7 @@ def test_05_embedding_geometry(series):
     g = _json(run / "geometry.json")
     emb = pd.read_parquet(run / "embeddings.parquet")
     assert g["n"] == len(emb)
-    X = np.stack(emb["emb_shared"].to_numpy())
+    X = np.stack(emb["embedding"].to_numpy())
     # the notebook's number is the silhouette of *these* embeddings by generator
     assert g["silhouette"] == pytest.approx(silhouette_score(X, emb["method"]), abs=1e-4)
     assert g["davies_bouldin"] > 0

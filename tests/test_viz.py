@@ -23,9 +23,9 @@ def embeddings_table(n=24, d=6, seed=0) -> pd.DataFrame:
         "category": np.where(methods == "real", "RVRA", "FVFA"),
         "label": (methods != "real").astype(int), "pred_method": pred,
         "pred_label": (pred != "real").astype(int), "p_fake": rng.random(n),
-        "emb_shared": list(rng.normal(size=(n, d)).astype(np.float32)),
-        "fp_visual": list(rng.normal(size=(n, d)).astype(np.float32)),
-        "fp_audio": list(rng.normal(size=(n, d)).astype(np.float32)),
+        "embedding": list(rng.normal(size=(n, d)).astype(np.float32)),
+        "f_v": list(rng.normal(size=(n, d)).astype(np.float32)),
+        "f_a": list(rng.normal(size=(n, d)).astype(np.float32)),
     })
 
 
@@ -167,7 +167,7 @@ def test_explorer_redraws_when_dropdowns_are_set_in_code_and_shows_clicked_clip(
 
 def test_explorer_without_store_or_vectors():
     df = embeddings_table()
-    ex = Wd.EmbeddingExplorer(df.drop(columns=["fp_visual", "fp_audio"]),
+    ex = Wd.EmbeddingExplorer(df.drop(columns=["f_v", "f_a"]),
                               coords={"shared": np.zeros((24, 2))})
     assert ex.space.options == ("shared",)
     ex.select(0)
