@@ -2,7 +2,7 @@
 
 A small notebook with plotly figures (one shown the papermill way, ``fig.show()``, one as HTML
 pointing at the plotly CDN) is executed with papermill, exported with
-:func:`amdd_kit.report.export_html` and opened in headless Chromium: every ``.js-plotly-plot``
+:func:`amdd_kit.export.export_html` and opened in headless Chromium: every ``.js-plotly-plot``
 must hold SVG, the NetLog must show no request of the page, and a screenshot is kept
 (in ``$AMDD_TEST_DIR`` when set, else the pytest temp dir).
 
@@ -20,7 +20,7 @@ import nbformat
 import pytest
 
 import browser as B
-from amdd_kit.report import export_html, external_resources
+from amdd_kit.export import export_html, external_resources
 
 pytestmark = pytest.mark.browser
 
@@ -58,7 +58,7 @@ def keep_dir(tmp_path_factory) -> Path:
 
 def test_exported_report_renders_offline(chromium, tmp_path, keep_dir):
     import papermill as pm
-    from amdd_kit.report import resolve_kernel
+    from amdd_kit.series import resolve_kernel
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Browser check"),
