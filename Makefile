@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@start=$$(date +%s); \
 	$(PY) -m pip install --quiet --upgrade pip && \
 	$(PY) -m pip install --quiet -e ".[test]" && \
-	$(PY) -m ipykernel install --user --name amdd-kit --display-name "amdd-kit (.venv)" >/dev/null && \
+	$(PY) -m ipykernel install --sys-prefix --name amdd-kit --display-name "amdd-kit (.venv)" >/dev/null && \
 	echo ">> set-up took $$(( $$(date +%s) - start )) s; Jupyter kernel 'amdd-kit' registered"
 	@touch $(STAMP)
 
