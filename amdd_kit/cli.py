@@ -73,11 +73,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = _config(a.config, sets)
     from .distributed import is_main, launch, per_process_batch, world_size
     if a.processes > 1 and world_size() == 1:  # launch the processes; each runs this command
+        epochs = ["--epochs", str(a.epochs)] if a.epochs is not None else []
+        argv = ["train", "--store", a.store, "--out", a.out, "--config", a.config,
+                "--model", a.model, *epochs, *[x for s in a.set or () for x in ("--set", s)]]
         try:
             per_process_batch(cfg.train.batch_size, a.processes)
-            argv = ["train", "--store", a.store, "--out", a.out, "--config", a.config,
-                    "--model", a.model] + (["--epochs", str(a.epochs)] if a.epochs is not None else []) \
-                + [x for item in a.set or () for x in ("--set", item)]
             return launch(argv, a.processes)
         except ValueError as e:
             raise UsageError(str(e)) from e

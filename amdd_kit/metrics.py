@@ -22,10 +22,12 @@ decision got right (reals called real, fakes called fake).
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import torch
-from fastai.learner import Metric
+from fastai.metrics import AccumMetric, ActivationType
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
 
 from .config import METHODS
@@ -45,6 +47,15 @@ def safe_auc(label, score) -> float:
     return float(roc_auc_score(label, score))
 
 
+def balanced_accuracy(label, p_fake, threshold: float = 0.5) -> float:
+    """scikit-learn's balanced accuracy of ``p_fake >= threshold``; NaN unless both classes
+    are present (with one class, e.g. a held-out set of fakes, it is undefined)."""
+    label = _np(label).astype(int)
+    if len(np.unique(label)) < 2:
+        return float("nan")
+    return float(balanced_accuracy_score(label, (_np(p_fake) >= threshold).astype(int)))
+
+
 def binary_metrics(label, p_fake, threshold: float = 0.5) -> dict[str, float]:
     """Balanced accuracy, AUC and the recall of each class.
 
@@ -55,16 +66,13 @@ def binary_metrics(label, p_fake, threshold: float = 0.5) -> dict[str, float]:
     p_fake = _np(p_fake).astype(float)
     pred = (p_fake >= threshold).astype(int)
     real, fake = label == 0, label == 1
-    out = {
+    return {
         "real_recall": float((pred[real] == 0).mean()) if real.any() else float("nan"),
         "fake_recall": float((pred[fake] == 1).mean()) if fake.any() else float("nan"),
         "auc": safe_auc(label, p_fake),
         "n": int(len(label)),
+        "balanced_accuracy": balanced_accuracy(label, p_fake, threshold),
     }
-    # with one class only (e.g. a held-out set of fakes) balanced accuracy is undefined
-    out["balanced_accuracy"] = (float(balanced_accuracy_score(label, pred))
-                                if real.any() and fake.any() else float("nan"))
-    return out
 
 
 def _known(method_idx, pred_idx) -> tuple[np.ndarray, np.ndarray]:
@@ -167,79 +175,30 @@ def summarise(df: pd.DataFrame, holdout_methods: tuple[str, ...] = ()) -> dict:
 
 
 # -- fastai metrics ---------------------------------------------------------------------------
-class _OutputMetric(Metric):
-    """Accumulates one head of the model's output dict and the targets over an epoch.
+class HeadMetric(AccumMetric):
+    """fastai's ``AccumMetric`` on one head of the model's output dict.
 
-    fastai's built-in sklearn metrics read ``learn.pred`` directly and break on a dict output,
-    so these small metrics pick the head they need.
+    fastai's built-in sklearn metrics read ``learn.pred`` as one tensor; the model returns a
+    dict, so this picks ``learn.pred[head]`` and the target ``learn.yb[target]`` (0: label,
+    1: method_idx) and leaves the rest to ``AccumMetric``: the activation / argmax, and
+    ``learn.to_detach``, which gathers predictions and targets from every process when
+    training is distributed, so the score is computed over the whole validation set.
+    ``func(targets, preds)`` gets numpy arrays.
     """
 
-    def __init__(self, name: str):
-        self._name = name
-        self.reset()
-
-    def reset(self):
-        self.preds, self.targs = [], []
-
-    @property
-    def name(self) -> str:
-        return self._name
+    def __init__(self, func, head: str, target: int = 0, name: str | None = None, **kwargs):
+        super().__init__(func, name=name, to_np=True, invert_arg=True, **kwargs)
+        self.head, self.target = head, target
 
     def accumulate(self, learn):
-        out, yb = learn.pred, learn.yb
-        self.preds.append(self.pick(out).detach().float().cpu())
-        self.targs.append(yb[self.target_index].detach().cpu())
-
-    def pick(self, out) -> torch.Tensor:
-        raise NotImplementedError
-
-    target_index = 0
+        super().accumulate(SimpleNamespace(pred=learn.pred[self.head].float(),
+                                           y=learn.yb[self.target], to_detach=learn.to_detach))
 
 
-class BalancedAccuracy(_OutputMetric):
-    def __init__(self):
-        super().__init__("bal_acc")
-
-    def pick(self, out):
-        return torch.sigmoid(out["det_logit"].float())
-
-    @property
-    def value(self):
-        if not self.preds:
-            return None
-        return binary_metrics(torch.cat(self.targs), torch.cat(self.preds))["balanced_accuracy"]
-
-
-class RocAuc(_OutputMetric):
-    def __init__(self):
-        super().__init__("auc")
-
-    def pick(self, out):
-        return torch.sigmoid(out["det_logit"].float())
-
-    @property
-    def value(self):
-        if not self.preds:
-            return None
-        return safe_auc(torch.cat(self.targs), torch.cat(self.preds))
-
-
-class AttributionAccuracy(_OutputMetric):
-    target_index = 1
-
-    def __init__(self):
-        super().__init__("attr_acc")
-
-    def pick(self, out):
-        return out["attr_logits"].argmax(dim=-1)
-
-    @property
-    def value(self):
-        if not self.preds:
-            return None
-        return attribution_accuracy(torch.cat(self.targs), torch.cat(self.preds))
-
-
-def fastai_metrics() -> list[Metric]:
-    """The metrics shown in fastai's progress table: balanced accuracy, AUC, attribution acc."""
-    return [BalancedAccuracy(), RocAuc(), AttributionAccuracy()]
+def fastai_metrics() -> list[HeadMetric]:
+    """The metrics of fastai's progress table and ``history.csv``: ``bal_acc`` and ``auc`` of
+    the detection head, ``attr_acc`` of the attribution head (known generators only)."""
+    return [HeadMetric(balanced_accuracy, "det_logit", 0, "bal_acc",
+                       activation=ActivationType.Sigmoid),
+            HeadMetric(safe_auc, "det_logit", 0, "auc", activation=ActivationType.Sigmoid),
+            HeadMetric(attribution_accuracy, "attr_logits", 1, "attr_acc", dim_argmax=-1)]

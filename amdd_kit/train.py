@@ -4,6 +4,11 @@
 directory of DESIGN.md: ``config.json``, ``splits.csv``, ``model.pth`` (state dict of the best
 epoch by validation loss), ``history.csv`` (fastai's CSVLogger), ``loss_components.csv`` (each
 loss term per epoch), ``metrics.json`` and ``embeddings.parquet`` (the test split).
+
+The same code trains on several processes (``amdd-kit train --processes N``, ``torchrun`` or
+``accelerate launch``): :func:`fit` runs inside fastai's ``learn.distrib_ctx()``, each process
+loads ``batch_size // N`` clips per step, and rank 0 alone writes the run directory. See
+:mod:`amdd_kit.distributed` for what matches a one-process run and what cannot.
 """
 from __future__ import annotations
 
@@ -15,15 +20,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from accelerate import DistributedDataParallelKwargs
 import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and lr_find)
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import CSVLogger
-from fastai.callback.tracker import SaveModelCallback
+from fastai.callback.tracker import SaveModelCallback, TerminateOnNaNCallback
 from fastai.learner import Learner
 from fastai.optimizer import Adam
-from fastai.torch_core import set_seed
+from fastai.distributed import teardown_distrib
+from fastai.torch_core import maybe_gather, rank_distrib, set_seed
 
 from .config import Config
+from .distributed import is_main, per_process_batch, process_device, world_size
 from .inference import embed_store
 from .jsonio import write_json
 from .loaders import make_dataloaders
@@ -34,7 +42,8 @@ class LossComponents(Callback):
     """Records every loss term (``loss_func.last``) per training batch and averages per epoch.
 
     After fitting, ``learn.loss_components`` is a DataFrame: one row per epoch, one column per
-    term (``det, attr, con, cmffc, cent, total`` and CAD's ``kl, distill``).
+    term (``det, attr, con, cmffc, cent, total`` and CAD's ``kl, distill``). On several
+    processes each term is averaged over them (fastai's ``maybe_gather``).
     """
 
     order = 60
@@ -50,8 +59,11 @@ class LossComponents(Callback):
     def after_loss(self):
         if not self.training:
             return
-        for k, v in getattr(self.learn.loss_func, "last", {}).items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        last = getattr(self.learn.loss_func, "last", {})
+        if last:  # one gather of all the terms (a no-op on one process)
+            vals = maybe_gather(torch.tensor([list(last.values())], device=self.dls.device))
+            for k, v in zip(last, vals.mean(0).tolist()):
+                self.sums[k] = self.sums.get(k, 0.0) + v
         self.n += 1
 
     def after_epoch(self):
@@ -60,19 +72,20 @@ class LossComponents(Callback):
             self.learn.loss_components = pd.DataFrame(self.rows)
 
 
-class NaNGuard(Callback):
-    """Stops training with a clear message as soon as the loss is NaN or infinite."""
+class TerminateOnNaN(TerminateOnNaNCallback):
+    """fastai's ``TerminateOnNaNCallback``, with a message that names the loss terms and what
+    to try (:func:`fit` raises it as a RuntimeError)."""
 
-    order = 61
-
-    def after_loss(self):
-        if not torch.isfinite(self.learn.loss).all():
-            terms = {k: v for k, v in getattr(self.learn.loss_func, "last", {}).items()}
+    def after_batch(self):
+        try:
+            super().after_batch()
+        except CancelFitException:
+            terms = {k: float(v) for k, v in getattr(self.learn.loss_func, "last", {}).items()}
             self.learn.nan_message = (
-                f"training stopped: the loss became {float(self.learn.loss)} at epoch "
+                f"training stopped: the loss became {float(self.learn.loss.detach())} at epoch "
                 f"{self.epoch}, iteration {self.iter} (terms: {terms}). Lower the learning "
                 f"rate (train.lr), check the inputs, or set the diverging term's weight to 0.")
-            raise CancelFitException()
+            raise
 
 
 def class_balanced_alpha(labels: np.ndarray) -> float:
@@ -83,11 +96,16 @@ def class_balanced_alpha(labels: np.ndarray) -> float:
 
 
 def build_learner(store, cfg: Config, split, run_dir: Path, device=None) -> Learner:
-    """DataLoaders + model + combined loss + metrics + callbacks, as one fastai Learner."""
+    """DataLoaders + model + combined loss + metrics + callbacks, as one fastai Learner.
+
+    On ``N`` processes the DataLoaders load ``cfg.train.batch_size // N`` clips per step (the
+    configured batch stays the effective one) and only rank 0 logs ``history.csv``.
+    """
     from .losses import build_loss
     from .models import build_model
 
-    dls = make_dataloaders(store, cfg, split, device=device)
+    per_process = cfg.override({"train.batch_size": per_process_batch(cfg.train.batch_size)})
+    dls = make_dataloaders(store, per_process, split, device=device)
     train_labels = store.manifest["clip_label"].to_numpy()[np.asarray(split) == "train"]
     alpha = cfg.loss.focal_alpha if cfg.loss.focal_alpha is not None \
         else class_balanced_alpha(train_labels)
@@ -97,7 +115,8 @@ def build_learner(store, cfg: Config, split, run_dir: Path, device=None) -> Lear
         opt_func=partial(Adam, decouple_wd=True),  # AdamW
         wd=cfg.train.weight_decay, metrics=fastai_metrics(),
         path=run_dir, model_dir="checkpoints",
-        cbs=[LossComponents(), NaNGuard(), CSVLogger(fname="history.csv")],
+        cbs=[LossComponents(), TerminateOnNaN()]
+        + ([CSVLogger(fname="history.csv")] if is_main() else []),
     )
     if dls.device.type == "cuda" and cfg.train.fp16:
         learn.to_fp16()  # mixed precision; fastai disables it by itself on the CPU
@@ -108,7 +127,8 @@ def prepare_run(store, cfg: Config, run_dir: str | Path) -> np.ndarray:
     """Seed everything, save ``config.json`` and the identity-disjoint ``splits.csv``.
 
     Returns the split, one of ``"train"|"valid"|"test"`` per store clip. Methods in
-    ``cfg.train.holdout_methods`` never reach train/valid (unseen-generator protocol).
+    ``cfg.train.holdout_methods`` never reach train/valid (unseen-generator protocol). Every
+    process computes the same split; only rank 0 writes the files.
     """
     from .data.splits import identity_split
 
@@ -117,27 +137,43 @@ def prepare_run(store, cfg: Config, run_dir: str | Path) -> np.ndarray:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.train.seed, reproducible=True)
-    cfg.to_json(run_dir / "config.json")
-    (run_dir / "store.txt").write_text(str(Path(store.path).resolve()) + "\n")
     m = store.manifest
     split = np.asarray(identity_split(m, cfg.train.valid_frac, cfg.train.test_frac,
                                       cfg.train.split_seed,
                                       holdout_methods=cfg.train.holdout_methods))
-    pd.DataFrame({"clip_id": m["clip_id"], "split": split}).to_csv(run_dir / "splits.csv",
-                                                                     index=False)
+    if is_main():
+        cfg.to_json(run_dir / "config.json")
+        (run_dir / "store.txt").write_text(str(Path(store.path).resolve()) + "\n")
+        pd.DataFrame({"clip_id": m["clip_id"], "split": split}).to_csv(run_dir / "splits.csv",
+                                                                         index=False)
     return split
 
 
 def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
     """``fit_one_cycle`` for ``cfg.train.epochs``, keeping the best epoch by validation loss.
 
-    Returns the training time in seconds. Raises RuntimeError (with the NaN guard's message)
-    when the loss diverged.
+    Returns the training time in seconds. Raises RuntimeError (with :class:`TerminateOnNaN`'s
+    message) when the loss diverged.
+
+    Runs inside fastai's ``learn.distrib_ctx()``: a no-op on one process; launched on several
+    (WORLD_SIZE set), DistributedDataParallel with gradients averaged over the processes,
+    BatchNorm synchronised on CUDA (SyncBatchNorm has no CPU kernel), and metrics gathered.
     """
     start = time.time()
-    with (nullcontext() if progress else learn.no_bar()):
-        learn.fit_one_cycle(cfg.train.epochs, cfg.train.lr,
-                            cbs=SaveModelCallback(monitor="valid_loss", fname="best"))
+    cuda = learn.dls.device.type == "cuda"
+    try:
+        # find_unused_parameters: a loss term switched off (weight 0, the ablations) leaves
+        # its head without gradients, which DistributedDataParallel refuses by default
+        unused = DistributedDataParallelKwargs(find_unused_parameters=True)
+        with learn.distrib_ctx(sync_bn=cuda, cpu=not cuda, kwargs_handlers=[unused]), \
+                (nullcontext() if progress else learn.no_bar()):
+            if not is_main():  # own augmentation/dropout draws; weights start from rank 0's
+                set_seed(cfg.train.seed + rank_distrib(), reproducible=True)
+            learn.fit_one_cycle(cfg.train.epochs, cfg.train.lr,
+                                cbs=SaveModelCallback(monitor="valid_loss", fname="best"))
+    except FileNotFoundError:  # diverged in the first epoch: no best checkpoint to load back
+        if not getattr(learn, "nan_message", None):
+            raise
     if getattr(learn, "nan_message", None):
         raise RuntimeError(learn.nan_message)
     return time.time() - start
@@ -160,6 +196,7 @@ def finish_run(learn: Learner, store, cfg: Config, split, run_dir: str | Path,
         "train_seconds": None if train_seconds is None else round(train_seconds, 1),
         "n_train": int((split == "train").sum()), "n_valid": int((split == "valid").sum()),
         "pretrained": bool(cfg.model.pretrained), "device": str(learn.dls.device),
+        "processes": world_size(),
     })
     write_json(run_dir / "metrics.json", metrics)
     return metrics
@@ -168,13 +205,27 @@ def finish_run(learn: Learner, store, cfg: Config, split, run_dir: str | Path,
 def train(store, cfg: Config, run_dir: str | Path, device=None, progress: bool = True) -> Learner:
     """Train AMDD (or CAD, ``cfg.model.arch``) on a clip store and write the run directory:
     :func:`prepare_run` -> :func:`build_learner` -> (``lr_find``) -> :func:`fit` ->
-    :func:`finish_run`."""
+    :func:`finish_run`.
+
+    Launched on several processes, each trains on its device (``cuda:LOCAL_RANK`` or the CPU)
+    and rank 0 alone scores the test split and writes the outputs; ``lr_find`` runs on one
+    process only (it is skipped, with a note, on several).
+    """
+    distributed = world_size() > 1
+    if distributed and device is None:
+        device = process_device()
     split = prepare_run(store, cfg, run_dir)
     learn = build_learner(store, cfg, split, Path(run_dir), device=device)
-    if cfg.train.lr_find:
+    if cfg.train.lr_find and distributed:
+        if is_main():
+            print("train.lr_find is skipped on several processes: run it on one")
+    elif cfg.train.lr_find:
         with (nullcontext() if progress else learn.no_bar()):
             learn.lr_find(show_plot=False)
     seconds = fit(learn, cfg, progress=progress)
-    finish_run(learn, store, cfg, split, run_dir, train_seconds=seconds)
+    if is_main():
+        finish_run(learn, store, cfg, split, run_dir, train_seconds=seconds)
+    if distributed:
+        teardown_distrib()
     return learn
 

@@ -1,0 +1,126 @@
+"""Training: the run directory, the metrics in history.csv, the NaN stop.
+
+``tiny_store`` / ``small_config`` build a clip store on disk directly (random frames and mels,
+no videos to decode) and a config shrunk to it: 4 frames of 32x32 px, 32 mel bins, narrow
+attention layers. One epoch on it takes a few seconds on one CPU thread;
+``tests/test_distributed.py`` uses them too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from amdd_kit.config import METHODS, get_config
+from amdd_kit.data.store import ClipStore
+
+SMALL = {"data.n_frames": 4, "data.image_size": 32, "data.n_mels": 32,
+         "model.d_model": 32, "model.n_heads": 2, "model.d_embed": 32,
+         "model.d_fingerprint": 16, "model.head_hidden": 32, "model.channels_last": False,
+         "train.batch_size": 8, "train.epochs": 1, "train.fp16": False}
+
+
+def small_config(**sets):
+    """The ``tiny`` config shrunk to the store of :func:`tiny_store`, plus ``sets``."""
+    return get_config("tiny", {**SMALL, **sets})
+
+
+def tiny_store(path: Path, n_identities: int = 20, seed: int = 0) -> ClipStore:
+    """A clip store of ``n_identities`` identities with one real and one fake clip each
+    (the fakes cycle through the six generators), written the way ``pack`` writes one."""
+    cfg = small_config().data
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_identities):
+        for method in ("real", METHODS[1 + i % 6]):
+            fake = int(method != "real")
+            rows.append({"video_id": f"id{i:02d}-{method}", "dataset": "fakeavceleb",
+                         "path": f"id{i:02d}/{method}.mp4", "identity": f"id{i:02d}",
+                         "method": method, "category": "", "label": fake, "clip_label": fake,
+                         "method_idx": METHODS.index(method), "start_s": 0.0})
+    m = pd.DataFrame(rows)
+    m.insert(0, "clip_id", np.arange(len(m)))
+    n = len(m)
+    np.save(path / "frames.npy", rng.integers(0, 256, (n, cfg.n_frames, 3, cfg.image_size,
+                                                        cfg.image_size), dtype=np.uint8))
+    np.save(path / "mels.npy", rng.normal(-5, 2, (n, cfg.n_mels, cfg.mel_frames))
+            .astype(np.float16))
+    m.to_parquet(path / "manifest.parquet", index=False)
+    (path / "data_config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+    return ClipStore(path)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return tiny_store(tmp_path_factory.mktemp("store"))
+
+
+def test_train_writes_the_run_directory(store, tmp_path, one_thread):
+    from amdd_kit.train import train
+    run = tmp_path / "run"
+    train(store, small_config(), run, progress=False)
+    for name in ("config.json", "splits.csv", "store.txt", "model.pth", "history.csv",
+                 "loss_components.csv", "metrics.json", "embeddings.parquet",
+                 "checkpoints/best.pth"):
+        assert (run / name).exists(), name
+    hist = pd.read_csv(run / "history.csv")
+    assert list(hist.columns) == ["epoch", "train_loss", "valid_loss", "bal_acc", "auc",
+                                  "attr_acc", "time"]
+    assert len(hist) == 1 and 0 <= hist["attr_acc"][0] <= 1 and 0 <= hist["auc"][0] <= 1
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["processes"] == 1 and m["epochs"] == 1 and m["n_test"] > 0
+    comps = pd.read_csv(run / "loss_components.csv")
+    assert {"det", "attr", "total"} <= set(comps.columns) and len(comps) == 1
+
+
+def test_history_metrics_are_the_scores_of_the_validation_predictions(store, tmp_path,
+                                                                      one_thread):
+    """bal_acc / auc / attr_acc of the progress table equal scikit-learn's scores of the
+    validation predictions, each read from its own head of the output dict."""
+    from amdd_kit.metrics import attribution_accuracy, balanced_accuracy, safe_auc
+    from amdd_kit.train import build_learner, prepare_run
+    cfg = small_config()
+    split = prepare_run(store, cfg, tmp_path)
+    learn = build_learner(store, cfg, split, tmp_path)
+    _, bal, auc, attr = learn.validate()
+    preds, targs = [], []
+    learn.model.eval()
+    with torch.no_grad():
+        for frames, mel, label, method in learn.dls.valid:
+            out = learn.model(frames, mel)
+            preds.append((torch.sigmoid(out["det_logit"]), out["attr_logits"].argmax(-1)))
+            targs.append((label, method))
+    p_fake, pred_idx = (torch.cat(t) for t in zip(*preds))
+    label, method = (torch.cat(t) for t in zip(*targs))
+    assert len(label) == (split == "valid").sum()
+    assert bal == pytest.approx(balanced_accuracy(label, p_fake), abs=1e-6)
+    assert auc == pytest.approx(safe_auc(label, p_fake), abs=1e-6)
+    assert attr == pytest.approx(attribution_accuracy(method, pred_idx), abs=1e-6)
+    assert not math.isnan(auc)
+
+
+def test_a_nan_loss_stops_training_with_a_message(store, tmp_path, one_thread):
+    from amdd_kit.train import build_learner, fit, prepare_run
+    cfg = small_config()
+    split = prepare_run(store, cfg, tmp_path)
+    learn = build_learner(store, cfg, split, tmp_path)
+    loss = learn.loss_func
+    calls = []
+
+    def nan_on_second_batch(*args):
+        out = loss(*args)
+        calls.append(1)
+        return out * float("nan") if len(calls) == 2 else out
+
+    learn.loss_func = nan_on_second_batch
+    learn.loss_func.last = {}
+    with pytest.raises(RuntimeError, match="training stopped: the loss became nan"):
+        fit(learn, cfg, progress=False)
+    assert len(calls) == 2  # stopped at once: no further batch, no validation
