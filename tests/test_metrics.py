@@ -98,3 +98,33 @@ def test_summarise_keys_and_holdout():
     assert held["attribution_accuracy"] == pytest.approx(6 / 8)
     assert held["attribution_fake_accuracy"] == pytest.approx(2 / 3)
     assert "fsgan" not in held["attribution_recall"] and "fsgan" in held["detection_recall"]
+
+
+def test_fastai_metrics_read_their_head_of_the_output_dict():
+    """HeadMetric (fastai's AccumMetric) picks ``det_logit`` / ``attr_logits`` from the dict the
+    model returns and the matching target, over several batches; names as in history.csv."""
+    from types import SimpleNamespace
+
+    from fastai.torch_core import to_detach
+
+    from amdd_kit.metrics import balanced_accuracy, fastai_metrics, safe_auc
+    df = _table()
+    p = torch.tensor(df["p_fake"].to_numpy(), dtype=torch.float32)
+    logit = torch.log(p) - torch.log1p(-p)
+    attr = torch.nn.functional.one_hot(torch.tensor(df["pred_method_idx"].to_numpy()), 7) * 5.0
+    label = torch.tensor(df["label"].to_numpy())
+    method = torch.tensor(df["method_idx"].to_numpy())
+    mets = fastai_metrics()
+    assert [m.name for m in mets] == ["bal_acc", "auc", "attr_acc"]
+    for m in mets:
+        m.reset()
+        for sl in (slice(0, 4), slice(4, None)):  # two batches
+            out = {"det_logit": logit[sl], "attr_logits": attr[sl], "embedding": attr[sl]}
+            m.accumulate(SimpleNamespace(pred=out, yb=(label[sl], method[sl]),
+                                         to_detach=to_detach))
+    bal, auc, acc = (m.value for m in mets)
+    assert bal == pytest.approx(binary_metrics(df["label"], df["p_fake"])["balanced_accuracy"])
+    assert bal == pytest.approx(balanced_accuracy(df["label"], df["p_fake"]))
+    assert auc == pytest.approx(safe_auc(df["label"], df["p_fake"]))
+    assert acc == pytest.approx(6 / 10)  # the unknown generator (-1) is ignored
+    assert math.isnan(balanced_accuracy([1, 1], [0.9, 0.2]))
