@@ -12,6 +12,7 @@ loads ``batch_size // N`` clips per step, and rank 0 alone writes the run direct
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -149,6 +150,16 @@ def prepare_run(store, cfg: Config, run_dir: str | Path) -> np.ndarray:
     return split
 
 
+def _switched_off_terms(cfg: Config) -> bool:
+    """Whether a loss term of this architecture has weight 0 (the ablations do that). Such a
+    term can leave its head without gradients (w_cmffc=0: the trace classifiers), which
+    DistributedDataParallel refuses unless it looks for unused parameters, at the cost of
+    one more pass over the autograd graph per step: so only then."""
+    names = [f.name for f in dataclasses.fields(cfg.loss) if f.name.startswith("w_")
+             and (cfg.model.arch == "cad" or not f.name.startswith("w_cad"))]
+    return any(getattr(cfg.loss, n) == 0 for n in names)
+
+
 def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
     """``fit_one_cycle`` for ``cfg.train.epochs``, keeping the best epoch by validation loss.
 
@@ -162,9 +173,7 @@ def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
     start = time.time()
     cuda = learn.dls.device.type == "cuda"
     try:
-        # find_unused_parameters: a loss term switched off (weight 0, the ablations) leaves
-        # its head without gradients, which DistributedDataParallel refuses by default
-        unused = DistributedDataParallelKwargs(find_unused_parameters=True)
+        unused = DistributedDataParallelKwargs(find_unused_parameters=_switched_off_terms(cfg))
         with learn.distrib_ctx(sync_bn=cuda, cpu=not cuda, kwargs_handlers=[unused]), \
                 (nullcontext() if progress else learn.no_bar()):
             if not is_main():  # own augmentation/dropout draws; weights start from rank 0's

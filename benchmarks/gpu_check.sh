@@ -2,6 +2,7 @@
 # The GPU check of issue 13: a `standard` synthetic corpus at the paper config, one epoch of the
 # paper model with mixed precision, then benchmarks/bench_train.py's throughput figures
 # ((a) fastai Learner, (c) raw ResNet50 fwd+bwd at the same T and resolution, a/c, goal >= 0.7).
+# With several GPUs it also trains one epoch on all of them (--processes N).
 # Random init throughout: the paper config's pretrained=True needs a download (offline here).
 #
 #   bash benchmarks/gpu_check.sh            # on a CUDA machine, meant to finish within 8 minutes
@@ -28,6 +29,14 @@ t1=$(date +%s); echo "gpu_check: corpus + store in $((t1 - t0)) s"
 "$PY" -m amdd_kit.cli train --store "$WORK/store" --out "$WORK/run" --config "$CONFIG" \
   --epochs 1 "${SETS[@]}"
 t2=$(date +%s); echo "gpu_check: one epoch (plus evaluation) in $((t2 - t1)) s"
+# several processes (fastai distrib_ctx via torchrun): every GPU when there are several, two CPU
+# processes (gloo) in the dry run; skipped on a single GPU
+NPROC=$("$PY" -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 2)")
+if [[ $DRY == 1 || $NPROC -gt 1 ]]; then
+  "$PY" -m amdd_kit.cli train --store "$WORK/store" --out "$WORK/run-$NPROC" --config "$CONFIG" \
+    --epochs 1 --processes "$NPROC" "${SETS[@]}"
+  echo "gpu_check: one epoch on $NPROC processes in $(( $(date +%s) - t2 )) s"
+fi
 "$PY" - "$WORK/run/metrics.json" <<'PYEOF'
 import json, sys
 m = json.load(open(sys.argv[1]))
