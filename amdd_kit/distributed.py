@@ -31,12 +31,14 @@ per-process statistics. ``tests/test_distributed.py`` states the tolerance.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 from typing import Sequence
 
 import torch
+from accelerate import DistributedDataParallelKwargs
 from fastai.distributed import DistributedDL
 from fastai.torch_core import num_distrib, rank_distrib
 from fastcore.basics import patch
@@ -68,6 +70,17 @@ def process_device() -> torch.device:
         torch.cuda.set_device(dev)
         return dev
     return torch.device("cpu")
+
+
+def ddp_kwargs(cfg) -> list:
+    """Accelerate's ``kwargs_handlers`` for DistributedDataParallel. A loss term switched off
+    (weight 0, as the ablations do; w_cmffc=0 leaves the trace classifiers without gradients)
+    needs ``find_unused_parameters``, which costs one more pass over the autograd graph per
+    step: so it is on only then."""
+    off = any(getattr(cfg.loss, f.name) == 0 for f in dataclasses.fields(cfg.loss)
+              if f.name.startswith("w_")
+              and (cfg.model.arch == "cad" or not f.name.startswith("w_cad")))
+    return [DistributedDataParallelKwargs(find_unused_parameters=off)]
 
 
 @patch

@@ -12,7 +12,6 @@ loads ``batch_size // N`` clips per step, and rank 0 alone writes the run direct
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -21,18 +20,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from accelerate import DistributedDataParallelKwargs
 import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and lr_find)
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import CSVLogger
 from fastai.callback.tracker import SaveModelCallback, TerminateOnNaNCallback
 from fastai.learner import Learner
-from fastai.optimizer import Adam
 from fastai.distributed import teardown_distrib
+from fastai.optimizer import Adam
 from fastai.torch_core import maybe_gather, rank_distrib, set_seed
 
 from .config import Config
-from .distributed import is_main, per_process_batch, process_device, world_size
+from .distributed import ddp_kwargs, is_main, per_process_batch, process_device, world_size
 from .inference import embed_store
 from .jsonio import write_json
 from .loaders import make_dataloaders
@@ -150,16 +148,6 @@ def prepare_run(store, cfg: Config, run_dir: str | Path) -> np.ndarray:
     return split
 
 
-def _switched_off_terms(cfg: Config) -> bool:
-    """Whether a loss term of this architecture has weight 0 (the ablations do that). Such a
-    term can leave its head without gradients (w_cmffc=0: the trace classifiers), which
-    DistributedDataParallel refuses unless it looks for unused parameters, at the cost of
-    one more pass over the autograd graph per step: so only then."""
-    names = [f.name for f in dataclasses.fields(cfg.loss) if f.name.startswith("w_")
-             and (cfg.model.arch == "cad" or not f.name.startswith("w_cad"))]
-    return any(getattr(cfg.loss, n) == 0 for n in names)
-
-
 def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
     """``fit_one_cycle`` for ``cfg.train.epochs``, keeping the best epoch by validation loss.
 
@@ -173,8 +161,7 @@ def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
     start = time.time()
     cuda = learn.dls.device.type == "cuda"
     try:
-        unused = DistributedDataParallelKwargs(find_unused_parameters=_switched_off_terms(cfg))
-        with learn.distrib_ctx(sync_bn=cuda, cpu=not cuda, kwargs_handlers=[unused]), \
+        with learn.distrib_ctx(sync_bn=cuda, cpu=not cuda, kwargs_handlers=ddp_kwargs(cfg)), \
                 (nullcontext() if progress else learn.no_bar()):
             if not is_main():  # own augmentation/dropout draws; weights start from rank 0's
                 set_seed(cfg.train.seed + rank_distrib(), reproducible=True)

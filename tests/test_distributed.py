@@ -120,3 +120,19 @@ def test_one_and_two_processes_train_alike(runs):
     h2 = pd.read_csv(runs["two"] / "history.csv").iloc[-1]
     for col in ("train_loss", "valid_loss"):
         assert h2[col] == pytest.approx(h1[col], rel=0.05), col
+
+
+def test_the_batch_is_split_evenly_or_refused(tmp_path, capsys):
+    from amdd_kit.cli import main
+    from amdd_kit.config import get_config
+    from amdd_kit.distributed import ddp_kwargs, per_process_batch
+    assert per_process_batch(32, 4) == 8 and per_process_batch(16, 1) == 16
+    with pytest.raises(ValueError, match="multiple of the number of processes"):
+        per_process_batch(16, 3)
+    tmp_path.joinpath("store").mkdir()
+    assert main(["train", "--store", str(tmp_path / "store"), "--out", str(tmp_path / "run"),
+                 "--processes", "3"]) == 2  # refused before any process starts
+    assert "multiple of the number of processes (3)" in capsys.readouterr().err
+    # only an ablation (a loss term at weight 0) pays for DDP's unused-parameter search
+    assert not ddp_kwargs(get_config("tiny"))[0].find_unused_parameters
+    assert ddp_kwargs(get_config("tiny", {"loss.w_cmffc": 0}))[0].find_unused_parameters
