@@ -4,8 +4,8 @@ Two named configurations ship with the kit:
 
 * ``tiny``  -- runs the whole notebook series on 2 CPU cores in minutes. It keeps the AMDD
   architecture (per-frame CNN + temporal attention, mel CNN, cross-modal attention, two MLP
-  heads, fingerprint projections) but uses a ResNet18 visual trunk, 64x64 faces, 8 frames and
-  small widths, because a ResNet50 trains at about 6 clips/s on 2 CPU cores.
+  heads, fingerprint projections) but uses a ResNet18 visual trunk with a space-to-depth stem
+  (pixel-level traces reach a randomly initialised trunk), 64x64 faces, 8 frames and small widths, because a ResNet50 trains at about 6 clips/s on 2 CPU cores.
 * ``paper`` -- the paper's full model: ResNet50 per frame at 224x224, 16 frames, 80 mel bins,
   ResNet18 audio trunk, 512-d embeddings. Meant for a CUDA GPU (mixed precision, channels_last).
 
@@ -114,6 +114,11 @@ class ModelConfig:
 
     arch: str = "amdd"               # "amdd" or "cad"
     visual_backbone: str = "resnet18"  # torchvision name; the paper uses "resnet50"
+    # "resnet": torchvision's stem (7x7 conv stride 2 + max-pool: a 4x reduction that a random
+    # init needs many steps to learn to see 2-px traces through). "space_to_depth": a lossless
+    # 2x2 pixel unshuffle + 3x3 conv, then the max-pool -- same output size and cost, every
+    # pixel reaches the first conv (tiny: random init, 64 px faces; see models/visual.py)
+    visual_stem: str = "space_to_depth"
     audio_backbone: str = "resnet18"
     pretrained: bool = False         # torchvision ImageNet weights (needs them cached or online)
     d_model: int = 128               # width of the temporal / cross-modal attention
@@ -290,7 +295,7 @@ def paper() -> Config:
         data=DataConfig(n_frames=16, frame_stride=1, image_size=224, n_mels=80,
                         clips_per_video=4, frame_codec="jpeg", jpeg_quality=90,
                         jpeg_chroma="420", face_search="track"),
-        model=ModelConfig(visual_backbone="resnet50", audio_backbone="resnet18",
+        model=ModelConfig(visual_backbone="resnet50", visual_stem="resnet", audio_backbone="resnet18",
                           pretrained=True, d_model=512, n_heads=8, n_temporal_layers=2,
                           d_embed=512, d_fingerprint=128, head_hidden=512, dropout=0.2),
         loss=LossConfig(),

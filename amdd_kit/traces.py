@@ -409,14 +409,16 @@ def _region(frames: np.ndarray, top: float, bottom: float, left: float, right: f
 
 def mouth_sharpness(frames: np.ndarray) -> float:
     """Detail in the mouth relative to the eyes: mean |Laplacian| of the mouth region over that
-    of the eye region (luma), for uint8 ``[T, 3, H, W]`` face crops.
+    of the eye region (luma, after a 2x2 box filter), for uint8 ``[T, 3, H, W]`` face crops.
 
     A mouth re-rendered at low resolution (wav2lip) is blurrier than the eyes of the same face;
-    the ratio cancels the overall sharpness of the video.
+    the ratio cancels the overall sharpness of the video. The 2x2 box filter cancels a 2-px
+    checkerboard exactly, so an fsgan face's checkerboard does not count as detail. A face swap
+    softens the eyes as well, so under faceswap-wav2lip the mouth stands out less.
     """
     import cv2
 
-    g = _grey(frames)
+    g = np.stack([cv2.blur(x, (2, 2)) for x in _grey(frames)])
     lap = lambda r: float(np.mean([np.abs(cv2.Laplacian(x, cv2.CV_32F)).mean() for x in r]))
     return lap(_region(g, 0.62, 0.82, 0.31, 0.69)) / max(lap(_region(g, 0.28, 0.47, 0.25, 0.75)),
                                                           1e-6)

@@ -175,13 +175,20 @@ def test_pretrained_weights_load_from_the_torch_cache(tmp_path, monkeypatch):
     state = torchvision.models.resnet18(weights=None).state_dict()   # random, right keys
     target.parent.mkdir(parents=True)
     torch.save(state, target)
-    model = build_model(get_config("tiny", {"model.pretrained": True}))
+    model = build_model(get_config("tiny", {"model.pretrained": True,
+                                            "model.visual_stem": "resnet"}))
     assert torch.equal(model.visual.trunk.conv1.weight, state["conv1.weight"])
     assert torch.equal(model.visual.trunk.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
     rgb_mean = state["conv1.weight"].mean(dim=1, keepdim=True)
     assert torch.allclose(model.audio.trunk.conv1.weight, rgb_mean)
     assert torch.equal(model.audio.trunk.layer1[0].bn1.running_var, state["layer1.0.bn1.running_var"])
     assert "ImageNet" in describe_init(model) and "random" not in describe_init(model)
+    # tiny's own stem (pixel unshuffle + 3x3 conv) has no ImageNet weights: the rest loads, and
+    # the description says so
+    s2d = build_model(get_config("tiny", {"model.pretrained": True}))
+    assert isinstance(s2d.visual.trunk.conv1[0], torch.nn.PixelUnshuffle)
+    assert torch.equal(s2d.visual.trunk.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+    assert "stem starts from scratch" in s2d.visual.init
 
 
 def test_pretrained_offline_names_the_file_to_provide(tmp_path, monkeypatch):

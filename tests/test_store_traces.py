@@ -22,7 +22,8 @@ EXPECTED = {
     "fsgan": {"checkerboard_db": 0.95},
     "rtvc": {"high_band": 0.85},
     "wav2lip": {"mouth_sharpness": 0.9, "high_band": 0.85},
-    "faceswap-wav2lip": {"tone_shift": 0.8, "mouth_sharpness": 0.9, "high_band": 0.85},
+    # the swapped face is soft already (half resolution), so its soft mouth stands out less
+    "faceswap-wav2lip": {"tone_shift": 0.8, "mouth_sharpness": 0.8, "high_band": 0.85},
     "fsgan-wav2lip": {"checkerboard_db": 0.95, "mouth_sharpness": 0.9, "high_band": 0.85},
 }
 

@@ -32,8 +32,9 @@ rtvc                B     none (but lips no longer match the audio)    cloned vo
                                                                        smoothing + phase randomisation), low-pass
                                                                        at 4-5 kHz
 faceswap            C     another identity's inner face blended in:    none
-                          visible seam at the mask edge, colour/tone
-                          mismatch inner face vs surroundings
+                          rendered at half resolution (soft next to
+                          the sharp surroundings), visible seam at the
+                          mask edge, colour/tone mismatch
 fsgan               C     swap with a softer blend + up-sampling       none
                           checkerboard ((-1)^(x+y), 2-px period) inside
                           the face + slight blur
@@ -125,8 +126,8 @@ METHOD_TRACES: dict[str, dict[str, str]] = {
     "rtvc": dict(dataset="fakeavceleb", category="B (RVFA)", video="none, but the lips no longer "
                  "match the (new) speech", audio="cloned voice: other utterance, flatter/shifted "
                  "pitch, vocoder smearing, low-pass 4-5 kHz"),
-    "faceswap": dict(dataset="fakeavceleb", category="C (FVRA)", video="donor face blended in: "
-                     "seam at the mask edge, colour/tone mismatch", audio="none"),
+    "faceswap": dict(dataset="fakeavceleb", category="C (FVRA)", video="donor face blended in at "
+                     "half resolution: soft face, seam at the mask edge, colour/tone mismatch", audio="none"),
     "fsgan": dict(dataset="fakeavceleb", category="C (FVRA)", video="swap with softer blend + "
                   "2-px up-sampling checkerboard in the face + slight blur", audio="none"),
     "wav2lip": dict(dataset="fakeavceleb", category="D (FVFA)", video="mouth re-rendered at low "
@@ -569,8 +570,10 @@ class SwapStyle:
 
 
 SWAP_STYLES: dict[str, SwapStyle] = {
-    "faceswap": SwapStyle(feather=0.005, tone=0.25),
-    "fsgan": SwapStyle(feather=0.08, tone=0.04, blur=0.6, checker=5.0),
+    # the autoencoder works at half the face's resolution: its output is soft next to the
+    # camera-sharp surroundings (with the seam and the tone step, the classic face-swap traces)
+    "faceswap": SwapStyle(feather=0.005, tone=0.25, face_res=64),
+    "fsgan": SwapStyle(feather=0.08, tone=0.04, blur=0.6, checker=8.0),
     "dftimit-hq": SwapStyle(feather=0.15, inner=0.95, tone=0.03, face_res=128, noise=5.0),
     "dftimit-lq": SwapStyle(feather=0.15, inner=0.95, tone=0.03, face_res=64, noise=5.0),
     "dfdm-faceswap": SwapStyle(feather=0.0, tone=0.10, face_res=64),
