@@ -401,8 +401,8 @@ def _same_split(run_dirs: Sequence[Path]) -> bool:
 # -- the whole table ----------------------------------------------------------------------------
 def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] | None = None,
                   cross_stores: Mapping[str, str | Path] | None = None,
-                  progress: bool = False, n_boot: int = 200, boot_seed: int = 0
-                  ) -> pd.DataFrame:
+                  progress: bool = False, n_boot: int = 200, boot_seed: int = 0,
+                  seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """Train and evaluate each ablation row; write ``out_dir/ablation.csv`` and ``.json``.
 
     Args:
@@ -418,6 +418,11 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
         progress: show fastai's progress bars.
         n_boot, boot_seed: draws and seed of the paired identity bootstrap
             (:func:`bootstrap_rows`), written to ``out_dir/bootstrap.json``.
+        seeds: training seeds (``train.seed``; the split seed stays fixed, so every seed sees
+            the same split). ``None``: the config's one seed, each row in ``out_dir/<row>/``.
+            Several: each row trains once per seed into ``out_dir/<row>/seed<k>/``; the table
+            holds the mean over seeds (``<metric>_seed_sd`` their spread, ``n_seeds``) and the
+            bootstrap pools every seed's test clips of the drawn identities.
 
     Returns:
         DataFrame indexed by row name: ``description``, ``overrides``, ``status`` (``ok`` or
@@ -438,14 +443,21 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
         cross_stores = find_cross_stores(store.path) if getattr(store, "path", None) else {}
     cross = {str(k): Path(v) for k, v in cross_stores.items()}
 
+    seeds = [int(x) for x in seeds] if seeds else []
     records = []
     for row in rows:
         rcfg = ablation_config(cfg, row)
         base = {"row": row, "description": DESCRIPTIONS.get(row, ""),
                 "overrides": json.dumps(ABLATIONS[row], sort_keys=True)}
         try:
-            records.append({**base, "status": "ok",
-                            **_one_row(row, store, rcfg, out_dir / row, cross, progress)})
+            if len(seeds) <= 1:
+                one = rcfg.override({"train.seed": seeds[0]}) if seeds else rcfg
+                rec = _one_row(row, store, one, out_dir / row, cross, progress)
+            else:
+                rec = _mean_over_seeds([
+                    _one_row(row, store, rcfg.override({"train.seed": k}),
+                             out_dir / row / f"seed{k}", cross, progress) for k in seeds])
+            records.append({**base, "status": "ok", **rec})
         except Exception as e:  # one failing row must not lose the others
             log.exception("ablation row %s failed", row)
             records.append({**base, "status": f"failed: {type(e).__name__}: {e}",
@@ -454,16 +466,45 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
     for col in METRIC_COLUMNS:
         if col not in table.columns:
             table[col] = float("nan")
-    ok = [out_dir / r for r in table.index[table["status"] == "ok"]]
+    ok = [d for r in table.index[table["status"] == "ok"] for d in _seed_dirs(out_dir / r, seeds)]
     table["same_split"] = _same_split(ok)
     if not table["same_split"].all():
         log.warning("ablation rows were trained on different splits: compare with care")
     save_table(table, out_dir)
-    scored = {r: pd.read_parquet(out_dir / r / SCORED_FILE) for r in table.index
-              if table.at[r, "status"] == "ok" and (out_dir / r / SCORED_FILE).exists()}
+    scored = {}
+    for r in table.index[table["status"] == "ok"]:
+        parts = [pd.read_parquet(d / SCORED_FILE).assign(seed=k)
+                 for k, d in zip(seeds or [cfg.train.seed], _seed_dirs(out_dir / r, seeds))
+                 if (d / SCORED_FILE).exists()]
+        if parts:
+            scored[r] = pd.concat(parts, ignore_index=True)
     boot = bootstrap_rows(scored, n_boot=n_boot, seed=boot_seed) if scored else {}
     (out_dir / BOOT_FILE).write_text(json.dumps(_jsonable(boot)) + "\n")
     return table
+
+
+def _seed_dirs(row_dir: Path, seeds: Sequence[int]) -> list[Path]:
+    """The run folders of one row: itself for one seed, ``seed<k>/`` for several."""
+    return [row_dir / f"seed{k}" for k in seeds] if len(seeds) > 1 else [row_dir]
+
+
+def _mean_over_seeds(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One table row from the same row trained with several seeds: numbers averaged, the
+    spread of each metric column as ``<metric>_seed_sd``, anything else from the first seed."""
+    out: dict[str, Any] = {}
+    for key in rows[0]:
+        vals = [r.get(key) for r in rows]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            arr = np.asarray(vals, dtype=float)
+            out[key] = float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+            if key in METRIC_COLUMNS:
+                out[f"{key}_seed_sd"] = float(np.nanstd(arr)) if np.isfinite(arr).any() \
+                    else float("nan")
+        else:
+            out[key] = vals[0]
+    out["retrained"] = any(bool(r.get("retrained")) for r in rows)
+    out["n_seeds"] = len(rows)
+    return out
 
 
 def load_bootstrap(out_dir: str | Path) -> dict[str, dict[str, list[float]]]:

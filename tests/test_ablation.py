@@ -144,7 +144,8 @@ class FakeTrain:
         tr.to_parquet(run_dir / A.TRAIN_EMBEDDINGS, index=False)
         acc = 0.9 if cfg.loss.w_attr > 0 else 1 / 7
         (run_dir / "metrics.json").write_text(json.dumps({
-            "balanced_accuracy": 0.85, "auc": 0.9, "attribution_accuracy": acc,
+            "balanced_accuracy": 0.85 + 0.01 * (cfg.train.seed % 3), "auc": 0.9,
+            "attribution_accuracy": acc,
             "n_test": len(te), "train_seconds": 1.0}))
 
 
@@ -198,6 +199,31 @@ def test_run_ablations_builds_the_table_and_resumes(tmp_path, fake_train):
     A.run_ablations(store, cfg.override({"train.epochs": 1}), tmp_path / "abl",
                     rows=["full"], cross_stores={})
     assert fake_train.calls == ["full"]
+
+
+def test_run_ablations_with_several_seeds_averages_and_pools(tmp_path, fake_train):
+    store = SimpleNamespace(path=tmp_path / "store")
+    cfg = get_config("tiny", {"train.seed": 42})   # 42 % 3 == 0
+    table = A.run_ablations(store, cfg, tmp_path / "abl", rows=["full", "no_attribution"],
+                            cross_stores={}, seeds=[0, 1, 2])
+    assert fake_train.calls == ["seed0", "seed1", "seed2"] * 2   # out_dir/<row>/seed<k>/
+    for row in ("full", "no_attribution"):
+        for k in (0, 1, 2):
+            cfg_k = json.loads((tmp_path / "abl" / row / f"seed{k}" / "config.json").read_text())
+            assert cfg_k["train"]["seed"] == k and cfg_k["train"]["split_seed"] == 42
+    # balanced accuracy 0.85, 0.86, 0.87 across the seeds: mean and spread
+    assert table.loc["full", "balanced_accuracy"] == pytest.approx(0.86)
+    assert table.loc["full", "balanced_accuracy_seed_sd"] == pytest.approx(np.std([.85, .86, .87]))
+    assert table.loc["full", "n_seeds"] == 3 and bool(table["same_split"].all())
+    # the bootstrap pools the three seeds' test clips: still a clear, paired difference
+    boot = A.load_bootstrap(tmp_path / "abl")
+    lo, _ = A.interval(np.subtract(boot["full"]["probe_accuracy"],
+                                   boot["no_attribution"]["probe_accuracy"]))
+    assert lo > 0.3
+    scored = A.run_ablations(store, cfg, tmp_path / "abl", rows=["full"], cross_stores={},
+                             seeds=[0, 1, 2])
+    assert fake_train.calls == ["seed0", "seed1", "seed2"] * 2   # resumed, nothing retrained
+    assert not scored.loc["full", "retrained"]
 
 
 def test_run_ablations_rejects_unknown_rows(tmp_path):
