@@ -335,7 +335,8 @@ def leading_silence_seconds(source: str | Path | np.ndarray, threshold_db: float
 class LeadingSilenceDetector:
     """The shortcut as a detector: call a video fake when its leading silence exceeds a threshold.
 
-    ``fit`` picks the threshold that maximises balanced accuracy on the training videos; if that
+    ``fit`` picks the threshold that maximises balanced accuracy on the training videos (the
+    ROC point of maximal Youden J, ``sklearn.metrics.roc_curve``); if that
     alone separates real from fake on the test set, the dataset carries a shortcut that a deep
     model can learn instead of forensic evidence.
     """
@@ -348,10 +349,17 @@ class LeadingSilenceDetector:
         s, y = np.asarray(silence_s, float), np.asarray(labels, int)
         if len(s) != len(y) or len(s) == 0:
             raise ValueError("fit needs equally many silences and labels (at least one)")
-        cands = np.unique(s)
-        cands = np.r_[cands[0] - 1e-3, (cands[:-1] + cands[1:]) / 2, cands[-1] + 1e-3]
-        scores = [_balanced_accuracy(y, (s > c).astype(int)) for c in cands]
-        self.threshold = float(cands[int(np.argmax(scores))])
+        if len(np.unique(y)) < 2:  # one class only: call everything that class
+            self.threshold = float(s.min() - 1e-3) if y[0] == 1 else float(s.max() + 1e-3)
+        else:
+            from sklearn.metrics import roc_curve
+
+            # max Youden J = tpr - fpr is max balanced accuracy; roc_curve's rule is s >= t,
+            # ours s > threshold: put the threshold half-way down to the next smaller silence
+            fpr, tpr, thr = roc_curve(y, s)
+            t = thr[int(np.argmax(tpr - fpr))]
+            below = s[s < t]
+            self.threshold = float((t + below.max()) / 2) if below.size else float(t - 1e-3)
         self.train_accuracy = self.score(s, y)
         return self
 
