@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -363,3 +364,14 @@ def test_codec_roundtrip_and_errors():
     for bad in (("webp", 90, "420"), ("jpeg", 0, "420"), ("jpeg", 90, "422")):
         with pytest.raises(ValueError):
             check_codec(*bad)
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
+    from amdd_kit.data.workdir import remove_stale_temporaries
+    dead = tmp_path / ".abc.4194303.tmp.npz"         # above Linux's default pid_max: no such process
+    live = tmp_path / f".abc.{os.getppid()}.tmp.npz"  # our parent is alive
+    done = tmp_path / "abc.npz"
+    for p in (dead, live, done):
+        p.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == [dead]
+    assert live.exists() and done.exists() and not dead.exists()

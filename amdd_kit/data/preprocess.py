@@ -35,8 +35,8 @@ from .adapters import read_dataset
 from .codec import check_codec, encode_frames
 from .decode import SkipVideo, clips_from_video
 from .store import StoreSummary, absorb, pack
-from .workdir import (check_data_config, is_done, n_clips, save_skip, save_sources,
-                      save_work_item, work_dir)
+from .workdir import (check_data_config, is_done, n_clips, remove_stale_temporaries,
+                      save_skip, save_sources, save_work_item, work_dir)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
     res = read_dataset(dataset, root)
     check_data_config(out, cfg)
     work = work_dir(out)
+    remove_stale_temporaries(work)   # half-written files of a killed earlier run
     man = res.manifest.copy()
     if limit is not None:
         man = man.iloc[: int(limit)].copy()

@@ -48,6 +48,30 @@ def atomic_write_bytes(dest: Path, data: bytes) -> None:
     os.replace(tmp, dest)
 
 
+def remove_stale_temporaries(work: str | Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.<pid>.tmp[.npz]``) that a killed process left in
+    ``work``; files of a process that is still running are kept. Returns what was removed."""
+    removed = []
+    for tmp in Path(work).glob(".*.tmp*"):
+        parts = tmp.name.split(".")
+        pid = next((int(x) for x in reversed(parts) if x.isdigit()), None)
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def read_data_config(out: str | Path) -> DataConfig:
     """The :class:`DataConfig` of ``out/data_config.json`` (legacy fields filled in)."""
     d = json.loads((Path(out) / "data_config.json").read_text())
