@@ -25,7 +25,31 @@ from .heads import FingerprintHead, MLPHead, PrototypeClassifier
 from .visual import VisualEncoder
 
 
-class AMDD(nn.Module):
+class AudioVisualModel(nn.Module):
+    """What AMDD and CAD share: the visual and audio encoders and the two 2-layer MLP heads on
+    the fused embedding ``[B,d_e]`` (real/fake ``det_head``, generator ``attr_head``). Each
+    model adds its own cross-modal block and extra heads."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        m = cfg.model
+        self.visual = VisualEncoder(cfg)
+        self.audio = AudioEncoder(cfg)
+        self.det_head = MLPHead(m.d_embed, m.head_hidden, 1, m.dropout)
+        self.attr_head = MLPHead(m.d_embed, m.head_hidden, m.n_classes, m.dropout)
+
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        """The visual trunk's last residual block, for Grad-CAM."""
+        return self.visual.gradcam_layer
+
+    def heads(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``embedding [B,d_e]`` -> ``det_logit [B]``, ``attr_logits [B,C]`` and the embedding."""
+        return {"det_logit": self.det_head(emb).squeeze(-1), "attr_logits": self.attr_head(emb),
+                "embedding": emb}
+
+
+class AMDD(AudioVisualModel):
     """The AMDD model. ``forward(frames [B,T,3,H,W], mel [B,n_mels,S]) -> dict``.
 
     Output keys (plain ``dict`` so fastai can move/concatenate it): ``det_logit [B]``,
@@ -35,22 +59,13 @@ class AMDD(nn.Module):
     """
 
     def __init__(self, cfg: Config):
-        super().__init__()
+        super().__init__(cfg)
         m = cfg.model
-        self.visual = VisualEncoder(cfg)
-        self.audio = AudioEncoder(cfg)
         self.fusion = CrossModalFusion(cfg)
-        self.det_head = MLPHead(m.d_embed, m.head_hidden, 1, m.dropout)
-        self.attr_head = MLPHead(m.d_embed, m.head_hidden, m.n_classes, m.dropout)
         self.fp_v = FingerprintHead(m.d_model, m.d_fingerprint)
         self.fp_a = FingerprintHead(m.d_model, m.d_fingerprint)
         self.trace_v = PrototypeClassifier(m.d_fingerprint, len(VISUAL_TRACES), cfg.loss.fp_scale)
         self.trace_a = PrototypeClassifier(m.d_fingerprint, len(AUDIO_TRACES), cfg.loss.fp_scale)
-
-    @property
-    def gradcam_layer(self) -> nn.Module:
-        """The visual trunk's last residual block, for Grad-CAM."""
-        return self.visual.gradcam_layer
 
     def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> dict[str, torch.Tensor]:
         v_seq, z_v = self.visual(frames)
@@ -58,9 +73,7 @@ class AMDD(nn.Module):
         emb = self.fusion(v_seq, a_seq)["embedding"]
         f_v, f_a = self.fp_v(z_v), self.fp_a(z_a)
         return {
-            "det_logit": self.det_head(emb).squeeze(-1),
-            "attr_logits": self.attr_head(emb),
-            "embedding": emb,
+            **self.heads(emb),
             "z_v": z_v,
             "z_a": z_a,
             "f_v": f_v,

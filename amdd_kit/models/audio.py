@@ -25,7 +25,7 @@ from torch import nn
 
 from ..config import Config
 from .heads import AttentionPool
-from .visual import load_resnet, resnet_trunk
+from .visual import ResNetStream, load_resnet
 
 
 def grey_conv1(conv: nn.Conv2d) -> nn.Conv2d:
@@ -44,28 +44,19 @@ def audio_steps(n_mel_frames: int) -> int:
     return math.ceil(n_mel_frames / 16)
 
 
-class AudioEncoder(nn.Module):
+class AudioEncoder(ResNetStream):
     """Log-mel ResNet18. ``mel [B,n_mels,S] -> (seq [B,S',d], pooled [B,d])``, ``S' = ceil(S/16)``.
 
     ``S`` may be at most ``cfg.data.mel_frames`` (the length of the positional embedding).
-    ``self.init`` says whether the trunk started from ImageNet weights or at random.
+    (``self.init``, ``self.trunk``, ``self.pos``: :class:`~amdd_kit.models.visual.ResNetStream`.)
     """
 
     def __init__(self, cfg: Config):
-        super().__init__()
         m = cfg.model
         trunk, init = load_resnet(m.audio_backbone, m.pretrained)
         trunk.conv1 = grey_conv1(trunk.conv1)
         trunk.maxpool = nn.Identity()          # keep time resolution (see module docstring)
-        self.trunk, n_features = resnet_trunk(trunk)
-        self.init = init
-        self.backbone = m.audio_backbone
-        self.channels_last = m.channels_last
-        if self.channels_last:
-            self.trunk = self.trunk.to(memory_format=torch.channels_last)
-        self.proj = nn.Linear(n_features, m.d_model)
-        self.pos = nn.Parameter(torch.zeros(1, audio_steps(cfg.data.mel_frames), m.d_model))
-        nn.init.trunc_normal_(self.pos, std=0.02)
+        super().__init__(trunk, init, m.audio_backbone, m, audio_steps(cfg.data.mel_frames))
         self.norm = nn.LayerNorm(m.d_model)
         self.pool = AttentionPool(m.d_model)
 

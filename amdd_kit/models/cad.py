@@ -30,10 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AUDIO_TRACES, VISUAL_TRACES, Config
-from .audio import AudioEncoder
+from .amdd import AudioVisualModel
 from .fusion import CrossModalFusion
-from .heads import MLPHead
-from .visual import VisualEncoder
 
 
 class UnimodalTeacher(nn.Module):
@@ -56,7 +54,7 @@ class UnimodalTeacher(nn.Module):
         return self.det(x).squeeze(-1), self.attr(x), F.normalize(h, dim=-1)
 
 
-class CAD(nn.Module):
+class CAD(AudioVisualModel):
     """The CAD model. ``forward(frames [B,T,3,H,W], mel [B,n_mels,S]) -> dict``.
 
     Keys: the AMDD ones (``det_logit [B]``, ``attr_logits [B,C]``, ``embedding [B,d_e]``,
@@ -67,20 +65,11 @@ class CAD(nn.Module):
     """
 
     def __init__(self, cfg: Config):
-        super().__init__()
+        super().__init__(cfg)
         m = cfg.model
-        self.visual = VisualEncoder(cfg)
-        self.audio = AudioEncoder(cfg)
         self.align = CrossModalFusion(cfg)
         self.teacher_v = UnimodalTeacher(m.d_model, m.d_fingerprint, len(VISUAL_TRACES), m.dropout)
         self.teacher_a = UnimodalTeacher(m.d_model, m.d_fingerprint, len(AUDIO_TRACES), m.dropout)
-        self.det_head = MLPHead(m.d_embed, m.head_hidden, 1, m.dropout)
-        self.attr_head = MLPHead(m.d_embed, m.head_hidden, m.n_classes, m.dropout)
-
-    @property
-    def gradcam_layer(self) -> nn.Module:
-        """The visual trunk's last residual block, for Grad-CAM."""
-        return self.visual.gradcam_layer
 
     def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> dict[str, torch.Tensor]:
         v_seq, z_v = self.visual(frames)
@@ -90,9 +79,7 @@ class CAD(nn.Module):
         det_v, attr_v, f_v = self.teacher_v(z_v)
         det_a, attr_a, f_a = self.teacher_a(z_a)
         return {
-            "det_logit": self.det_head(emb).squeeze(-1),
-            "attr_logits": self.attr_head(emb),
-            "embedding": emb,
+            **self.heads(emb),
             "z_v": z_v,
             "z_a": z_a,
             "f_v": f_v,

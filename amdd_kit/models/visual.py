@@ -95,15 +95,29 @@ def space_to_depth_stem(out_channels: int = 64) -> nn.Module:
                          nn.Conv2d(12, out_channels, kernel_size=3, padding=1, bias=False))
 
 
-class VisualEncoder(nn.Module):
+class ResNetStream(nn.Module):
+    """What both streams share: a torchvision ResNet trunk without its classifier
+    (channels_last when ``m.channels_last``), a projection ``F -> d_model`` and a learned
+    positional embedding ``[1, n_steps, d_model]``. ``self.init`` names the trunk's init."""
+
+    def __init__(self, trunk: nn.Module, init: str, backbone: str, m, n_steps: int):
+        super().__init__()
+        self.trunk, n_features = resnet_trunk(trunk)
+        self.init, self.backbone, self.channels_last = init, backbone, m.channels_last
+        if self.channels_last:
+            self.trunk = self.trunk.to(memory_format=torch.channels_last)
+        self.proj = nn.Linear(n_features, m.d_model)
+        self.pos = nn.Parameter(torch.zeros(1, n_steps, m.d_model))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+
+
+class VisualEncoder(ResNetStream):
     """Per-frame ResNet + temporal attention. ``frames [B,T,3,H,W] -> (seq [B,T,d], pooled [B,d])``.
 
-    ``T`` may be at most ``cfg.data.n_frames`` (the length of the positional embedding).
-    ``self.init`` says whether the trunk started from ImageNet weights or at random.
+    ``T`` may be at most ``cfg.data.n_frames`` (the length of the positional embedding). ``self.init``: see :class:`ResNetStream`.
     """
 
     def __init__(self, cfg: Config):
-        super().__init__()
         m = cfg.model
         trunk, init = load_resnet(m.visual_backbone, m.pretrained)
         if m.visual_stem not in STEMS:
@@ -112,15 +126,7 @@ class VisualEncoder(nn.Module):
             trunk.conv1 = space_to_depth_stem(trunk.conv1.out_channels)
             if m.pretrained:
                 init += "; its space_to_depth stem starts from scratch"
-        self.trunk, n_features = resnet_trunk(trunk)
-        self.init = init
-        self.backbone = m.visual_backbone
-        self.channels_last = m.channels_last
-        if self.channels_last:
-            self.trunk = self.trunk.to(memory_format=torch.channels_last)
-        self.proj = nn.Linear(n_features, m.d_model)
-        self.pos = nn.Parameter(torch.zeros(1, cfg.data.n_frames, m.d_model))
-        nn.init.trunc_normal_(self.pos, std=0.02)
+        super().__init__(trunk, init, m.visual_backbone, m, cfg.data.n_frames)
         layer = nn.TransformerEncoderLayer(m.d_model, m.n_heads, dim_feedforward=2 * m.d_model,
                                            dropout=m.dropout, activation="gelu",
                                            batch_first=True, norm_first=True)
