@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
+from .jsonio import as_float as _num
 from .jsonio import jsonable as _jsonable
 from .viz import METRIC_LABELS, embedding_panels, metric_figure  # noqa: F401 (notebook 06)
 
@@ -325,13 +326,6 @@ def _majority_share(df: pd.DataFrame) -> float:
     known = _known(df)
     return float(known["method_idx"].value_counts(normalize=True).max()) if len(known) \
         else float("nan")
-
-
-def _num(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 # -- one row ------------------------------------------------------------------------------------

@@ -27,3 +27,12 @@ def write_json(path: str | Path, obj: Any) -> Path:
     path = Path(path)
     path.write_text(json.dumps(jsonable(obj), indent=2) + "\n")
     return path
+
+
+def as_float(x: Any) -> float:
+    """``float(x)``, or NaN for ``None`` and anything else that is not a number (JSON nulls,
+    missing metrics)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -436,16 +436,13 @@ def _reduce_total(vec: torch.Tensor, batch_total: torch.Tensor, total: torch.Ten
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def build_loss(cfg: Config, alpha: float | None = None, *,
-               pos_weight_alpha: float | None = None) -> AMDDLoss:
+def build_loss(cfg: Config, alpha: float | None = None) -> AMDDLoss:
     """The loss for ``cfg`` (AMDD or CAD terms by ``cfg.model.arch``).
 
-    ``alpha`` (alias ``pos_weight_alpha``): the focal weight of the fake class, computed by the
+    ``alpha``: the focal weight of the fake class, computed by the
     trainer from the training split (fraction of real clips: class-balanced). ``None`` falls
     back to ``cfg.loss.focal_alpha`` (itself ``None``: no class weighting).
     """
-    if alpha is None:
-        alpha = pos_weight_alpha
     if alpha is not None and not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"focal alpha must be in [0, 1], got {alpha}")
     return AMDDLoss(cfg, alpha=None if alpha is None else float(alpha))

@@ -22,6 +22,7 @@ import pandas as pd
 from filelock import FileLock
 
 from .config import Config
+from .jsonio import as_float as _num
 
 #: Headline metrics of ``metrics.json`` kept in the registry (fractions in 0..1).
 HEADLINE_METRICS: tuple[str, ...] = ("balanced_accuracy", "auc", "attribution_accuracy")
@@ -80,13 +81,6 @@ def _cross_blocks(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
             for sub, block in value.items():
                 take(str(sub), block)
     return out
-
-
-def _num(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -389,7 +389,7 @@ def test_fastai_protocol_and_alpha():
     assert loss_fn.reduction == "mean"
     assert loss_fn.activation(out) is out and loss_fn.decodes(out) is out
     assert loss_fn.alpha == 0.25
-    assert build_loss(get_config("tiny"), pos_weight_alpha=0.4).alpha == 0.4
+    assert build_loss(get_config("tiny"), alpha=0.4).alpha == 0.4
     with pytest.raises(ValueError):
         build_loss(get_config("tiny"), 1.5)
     with pytest.raises(ValueError, match="method_idx"):
