@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import av
 import numpy as np
 import pandas as pd
+
+from .data.decode import leading_silence, load_audio
 
 # ITU-R BT.601 luma weights (what the video codec stores as brightness)
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -166,7 +169,6 @@ def decode_video_frames(path: str | Path, max_frames: int = 16, crop: float = 1.
         uint8 ``[T, 3, h, w]``. Resizing (as preprocessing does) low-passes the frames and hides
         pixel-level traces such as the 2-px checkerboard; measure those here.
     """
-    import av
 
     out = []
     try:
@@ -264,37 +266,24 @@ def mouth_envelope_correlation(frames: np.ndarray, mel: np.ndarray, max_lag: int
 
 # -- leading silence -------------------------------------------------------------------------
 def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of a video or audio file with PyAV.
+    """Decode the first audio stream of a video or audio file at its own sample rate.
 
     Returns:
-        ``(wave, sample_rate)``: float32 mono ``[n]`` (channels averaged).
+        ``(wave, sample_rate)``: float32 mono ``[n]`` (the preprocessing decoder,
+        :func:`amdd_kit.data.decode.load_audio`, at the stream's rate).
 
     Raises:
         ValueError: the file has no audio stream or cannot be decoded.
     """
-    import av
-
     try:
         with av.open(str(path)) as box:
             if not box.streams.audio:
                 raise ValueError(f"{path}: no audio stream")
-            stream = box.streams.audio[0]
-            chunks, sr = [], stream.codec_context.sample_rate
-            for frame in box.decode(stream):
-                a = frame.to_ndarray()
-                if a.dtype.kind in "iu":
-                    a = a.astype(np.float32) / np.iinfo(a.dtype).max
-                if frame.format.is_planar:
-                    a = a.reshape(len(frame.layout.channels), -1)
-                else:
-                    a = a.reshape(-1, len(frame.layout.channels)).T
-                chunks.append(a.mean(axis=0))
-                sr = frame.sample_rate
+            sr = int(box.streams.audio[0].codec_context.sample_rate)
     except av.error.FFmpegError as e:
         raise ValueError(f"{path}: cannot decode audio ({e})") from e
-    if not chunks:
-        raise ValueError(f"{path}: the audio stream is empty")
-    return np.concatenate(chunks).astype(np.float32), int(sr)
+    wave, _ = load_audio(path, sr)
+    return wave.astype(np.float32), sr
 
 
 def leading_silence_seconds(source: str | Path | np.ndarray, threshold_db: float = -40.0,
@@ -321,14 +310,9 @@ def leading_silence_seconds(source: str | Path | np.ndarray, threshold_db: float
             wave = wave.mean(axis=1)
     hop = max(1, int(round(frame_s * sr)))
     n = len(wave) // hop
-    if n == 0:
-        return 0.0
-    rms = np.sqrt((wave[:n * hop].reshape(n, hop).astype(np.float64) ** 2).mean(axis=1) + 1e-20)
-    db = 20 * np.log10(rms / rms.max())
-    if rms.max() < 1e-8:                       # digital silence throughout
+    if n and np.abs(wave[:n * hop]).max() < 1e-8:   # digital silence throughout
         return n * hop / sr
-    first = int(np.argmax(db > threshold_db))
-    return first * hop / sr
+    return leading_silence(wave, sr, threshold_db, frame_s)
 
 
 @dataclass
