@@ -279,7 +279,15 @@ def test_paper_claims_can_come_out_either_way():
                         ("no_cmffc", "trace_probe_visual"): 0.5,
                         ("cad", "balanced_accuracy"): 0.7})
     c = A.paper_claims(t, b)
-    assert set(c.columns) == {"claim", "paper", "ours", "verdict", "why"}
+    assert set(c.columns) == {"group", "claim", "paper", "ours", "verdict", "why"}
+    # the groups (one notebook cell each) partition the claims
+    parts = [A.paper_claims(t, b, g) for g in A.CLAIM_GROUPS]
+    assert sum(len(x) for x in parts) == len(c) and all(len(x) for x in parts)
+    assert set(parts[4]["claim"]) == {"AMDD outperforms CAD (detection)",
+                                      "AMDD outperforms CAD (attribution)"}
+    assert A.claims_markdown(parts[0]).count("\n- **") == len(parts[0]) - 1
+    with pytest.raises(ValueError, match="unknown claim group"):
+        A.paper_claims(t, b, "nope")
     assert _verdict(c, "AMDD detects fakes") == "supported"
     assert _verdict(c, "AMDD attributes") == "supported"
     assert _verdict(c, "The shared embedding holds less generator information with real/fake") \
