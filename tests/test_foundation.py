@@ -137,6 +137,12 @@ def test_notebook_hygiene(nb):
     assert cells[0]["cell_type"] == "markdown" and cells[0]["source"], "starts with a title"
     src = "".join(params[0]["source"])
     assert "run_dir" in src, "every notebook reads/writes its run_dir"
+    # papermill must be able to read (and so inject) every parameter: it skips a line whose
+    # comment holds another '=', which series.declared_parameters refuses by name
+    from amdd_kit.series import declared_parameters
+    names = declared_parameters(nb)
+    assigned = re.findall(r"^(\w+)\s*=", src, re.M)
+    assert set(assigned) <= set(names), set(assigned) - set(names)
     # teaching: a markdown cell before each step (no two code cells in a row, params aside)
     kinds = [c["cell_type"] for c in cells]
     runs = max((len(m.group()) for m in re.finditer("c+", "".join(k[0] for k in kinds))),
