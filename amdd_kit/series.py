@@ -15,6 +15,7 @@ says which command registers it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -230,6 +231,22 @@ def _kernel_env() -> Iterator[None]:
         os.environ.pop("MPLCONFIGDIR", None)
 
 
+def write_series_times(run_dir: Path, seconds: dict[str, float], call_seconds: float) -> dict:
+    """Merge this call's per-notebook seconds into ``run_dir/series_times.json``.
+
+    A series run in several calls (``--notebooks 06 07`` after a failure) keeps the latest time
+    of every notebook, so ``total`` (their sum) is the whole series, and ``last_call`` the
+    wall time of this call alone.
+    """
+    path = run_dir / "series_times.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    times = {k: v for k, v in old.items() if k not in ("total", "last_call")}
+    times.update({k: round(v, 1) for k, v in seconds.items()})
+    out = {**times, "total": round(sum(times.values()), 1), "last_call": round(call_seconds, 1)}
+    write_json(path, out)
+    return out
+
+
 def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "data/synthetic",
                params: dict[str, Any] | None = None,
                notebooks: Sequence[str | Path] | None = None, kernel: str | None = None,
@@ -303,8 +320,7 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
             say(f"[{i}/{len(paths)}] {src.name} done in {dt:.1f} s")
 
     total = time.time() - started
-    write_json(run_dir / "series_times.json", {**{k: round(v, 1) for k, v in result.seconds.items()},
-                                               "total": round(total, 1)})
+    write_series_times(run_dir, result.seconds, total)
     say(f"amdd-kit series: {total:.1f} s in all")
     if not result.ok:
         _safe_register(run_dir, "failed", runs_dir, data_dir, config, result.error or "")

@@ -94,7 +94,7 @@ def main() -> None:
     t = _read(run / "series_times.json")
     if t:
         for k, v in t.items():
-            if k != "total":
+            if k not in ("total", "last_call"):
                 print(f"time {k:48s} {v:8.1f} s")
         _line("whole series (s)", t.get("total"), GOALS["series_seconds"], higher=False)
 

@@ -354,3 +354,12 @@ def test_registry_reads_the_old_per_method_recall_name(tmp_path):
     legacy = pd.read_csv(index).rename(columns={"detection_recall": "per_method_recall"})
     legacy.to_csv(index, index=False)
     assert json.loads(G.load_registry(runs).loc[0, "detection_recall"]) == {"fsgan": 0.4}
+
+
+def test_series_times_merge_over_calls(tmp_path):
+    """A series finished in two calls reports the whole series, not the last call."""
+    S.write_series_times(tmp_path, {"01_a.ipynb": 40.0, "02_b.ipynb": 300.0}, 341.0)
+    out = S.write_series_times(tmp_path, {"02_b.ipynb": 250.0, "03_c.ipynb": 60.0}, 311.0)
+    assert out == {"01_a.ipynb": 40.0, "02_b.ipynb": 250.0, "03_c.ipynb": 60.0,
+                   "total": 350.0, "last_call": 311.0}
+    assert json.loads((tmp_path / "series_times.json").read_text()) == out
