@@ -14,6 +14,7 @@ from amdd_kit.models import (AMDD, CAD, AudioEncoder, CrossModalFusion, VisualEn
                              count_parameters, describe_init, weights_file)
 from amdd_kit.models.audio import audio_steps
 from amdd_kit.models.heads import AttentionPool, FingerprintHead, MLPHead
+from amdd_kit.models.visual import HaarStem, haar_matrix
 
 AMDD_KEYS = {"det_logit", "attr_logits", "embedding", "z_v", "z_a", "f_v", "f_a",
              "trace_logits_v", "trace_logits_a"}
@@ -183,12 +184,39 @@ def test_pretrained_weights_load_from_the_torch_cache(tmp_path, monkeypatch):
     assert torch.allclose(model.audio.trunk.conv1.weight, rgb_mean)
     assert torch.equal(model.audio.trunk.layer1[0].bn1.running_var, state["layer1.0.bn1.running_var"])
     assert "ImageNet" in describe_init(model) and "random" not in describe_init(model)
-    # tiny's own stem (pixel unshuffle + 3x3 conv) has no ImageNet weights: the rest loads, and
-    # the description says so
-    s2d = build_model(get_config("tiny", {"model.pretrained": True}))
+    # tiny's own stems (Haar bands or a plain pixel unshuffle, then a 3x3 conv) have no
+    # ImageNet weights: the rest loads, and the description says so
+    haar = build_model(get_config("tiny", {"model.pretrained": True}))
+    assert isinstance(haar.visual.trunk.conv1, HaarStem)
+    assert torch.equal(haar.visual.trunk.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+    assert "haar stem starts from scratch" in haar.visual.init
+    s2d = build_model(get_config("tiny", {"model.pretrained": True,
+                                          "model.visual_stem": "space_to_depth"}))
     assert isinstance(s2d.visual.trunk.conv1[0], torch.nn.PixelUnshuffle)
-    assert torch.equal(s2d.visual.trunk.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
-    assert "stem starts from scratch" in s2d.visual.init
+    assert "space_to_depth stem starts from scratch" in s2d.visual.init
+
+
+def test_haar_stem_is_lossless_and_puts_a_checkerboard_in_hh_alone():
+    """The wavelet stem's bands are an orthonormal re-arrangement of the pixels (nothing is
+    lost before the first learned conv), a 2-px checkerboard lands in the HH bands only, and a
+    smooth image has almost nothing there (so the per-band BatchNorm lifts the traces)."""
+    torch.manual_seed(0)
+    stem = HaarStem(64)
+    x = torch.rand(2, 3, 16, 16)
+    bands = stem.bands(x)                                            # [2,12,8,8]
+    assert bands.shape == (2, 12, 8, 8)
+    w = haar_matrix(3)
+    assert torch.allclose(w @ w.t(), torch.eye(12), atol=1e-6)
+    back = torch.nn.functional.pixel_shuffle(torch.einsum("ij,bjhw->bihw", w.t(), bands), 2)
+    assert torch.allclose(back, x, atol=1e-6)
+    yy, xx = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    checker = ((xx + yy) % 2 * 2 - 1).float().expand(1, 3, 16, 16)
+    cb = stem.bands(checker).abs().mean(dim=(0, 2, 3)).view(3, 4)   # colour x (LL,LH,HL,HH)
+    assert torch.all(cb[:, 3] > 0.99) and torch.all(cb[:, :3] < 1e-6)
+    smooth = torch.linspace(0, 1, 16).view(1, 1, 1, 16).expand(1, 3, 16, 16)
+    sb = stem.bands(smooth).abs().mean(dim=(0, 2, 3)).view(3, 4)
+    assert torch.all(sb[:, 3] < 1e-6) and torch.all(sb[:, 0] > 10 * sb[:, 2])
+    assert stem(x).shape == (2, 64, 8, 8)
 
 
 def test_pretrained_offline_names_the_file_to_provide(tmp_path, monkeypatch):
