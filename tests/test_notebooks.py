@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from amdd_kit.config import METHODS
 from nbharness import REPO, run_notebook
 
 pytestmark = pytest.mark.notebooks
@@ -74,7 +75,6 @@ def _figures(run: Path, prefix: str) -> list[Path]:
 
 
 def test_01_data_and_preprocessing(series):
-    from amdd_kit.config import METHODS
     from amdd_kit.data.store import ClipStore, store_dir
     run = series.run("01")
     summary = _json(run / "data_summary.json")
@@ -106,10 +106,16 @@ def test_03_train_amdd(series):
     m = _json(run / "metrics.json")
     for k in ("balanced_accuracy", "auc", "attribution_accuracy"):
         assert 0.0 <= m[k] <= 1.0, k
-    # learned, not chance: chance is 0.5 balanced accuracy and 1/7 = 0.14 attribution accuracy
-    assert m["balanced_accuracy"] >= 0.65, m
-    # above always naming the most frequent class (1/7 is not the baseline: reals are 2x)
-    assert m["attribution_accuracy"] >= m["attribution_majority_baseline"] + 0.1, m
+    # learned, not chance (0.5). Measured at these test settings (5 epochs, random init): 0.9-1.0;
+    # before the Haar stem 0.74-0.88 at 6 epochs, because fsgan went undetected
+    assert m["balanced_accuracy"] >= 0.8, m
+    # every generator is caught, the visual-only ones included (the last wave's model caught
+    # 1 of 8 fsgan test clips: a trace in the store that the model never learnt)
+    fakes = {k: v for k, v in m["detection_recall"].items() if k != "real"}
+    assert set(fakes) == set(METHODS) - {"real"} and min(fakes.values()) >= 0.6, fakes
+    # well above always naming the most frequent class (1/7 is not the baseline: reals are 2x);
+    # measured 0.82-0.99 here, 0.60 for the last wave's model
+    assert m["attribution_accuracy"] >= m["attribution_majority_baseline"] + 0.4, m
     state = torch.load(run / "model.pth", weights_only=True)
     assert isinstance(state, dict) and all(torch.is_tensor(v) for v in state.values())
     cfg, model = load_run(run)
@@ -164,6 +170,9 @@ def test_05_embedding_geometry(series):
     # the notebook's number is the silhouette of *these* embeddings by generator
     assert g["silhouette"] == pytest.approx(silhouette_score(X, emb["method"]), abs=1e-4)
     assert g["davies_bouldin"] > 0
+    # generator clusters: a collapsed or binary-only embedding scores about 0 (the last wave's
+    # model 0.10); measured 0.47-0.79 with attribution supervision at 4-10 epochs
+    assert g["silhouette"] >= 0.25, g["silhouette"]
     checks = {r["check"]: r for r in g["trace_report"]}
     # CMFFC checks stand beside a collapsed model's baseline; the trained visual and audio
     # fingerprints must name their own traces better than always naming the majority trace
