@@ -42,6 +42,13 @@ class MissingKernelError(ValueError):
 
 
 # -- notebook discovery and parameters --------------------------------------------------------
+#: What a batch run passes to every notebook that declares it, unless ``params`` says otherwise:
+#: no live widgets (nobody can click an executed notebook, and each live plotly widget saves
+#: its ~5 MB JavaScript bundle into the notebook: notebook 05 grew to 13 MB; the static copy of
+#: the figure is shown and saved instead).
+BATCH_PARAMS: dict[str, Any] = {"live_widgets": False}
+
+
 def notebooks_dir(override: str | Path | None = None) -> Path:
     """The folder holding the numbered notebooks.
 
@@ -260,8 +267,8 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
         out: the run directory ``RUN`` (created, with ``RUN/notebooks/``).
         config, data_dir: passed as the ``config`` / ``data_dir`` parameters; ``out`` is passed
             as ``run_dir``. Paths are made absolute, so notebooks do not depend on a cwd.
-        params: extra parameters (e.g. ``{"epochs": 3}``). Every notebook receives only the
-            parameters its ``parameters`` cell declares.
+        params: extra parameters (e.g. ``{"epochs": 3}``), over :data:`BATCH_PARAMS`. Every
+            notebook receives only the parameters its ``parameters`` cell declares.
         notebooks: a subset (numbers, names or paths); default every numbered notebook.
         kernel: Jupyter kernel name; default see :func:`resolve_kernel`.
         timeout: per-cell execution timeout in seconds (None: no limit).
@@ -284,7 +291,7 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
     paths = select_notebooks(notebooks, notebooks_folder)
     kernel_name = resolve_kernel(kernel)
     values: dict[str, Any] = {"run_dir": str(run_dir), "config": config,
-                              "data_dir": str(Path(data_dir).absolute())}
+                              "data_dir": str(Path(data_dir).absolute()), **BATCH_PARAMS}
     values.update(params or {})
     result = SeriesResult(ok=True, run_dir=run_dir, kernel=kernel_name)
     started = time.time()

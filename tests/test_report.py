@@ -69,7 +69,7 @@ def nb_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("notebooks")
     _notebook(d / "01_writer.ipynb",
               'run_dir = "runs/x"\nconfig = "paper"\ndata_dir = "nowhere"\n'
-              'epochs = 0  # 0: use the config\nx: int = 1', WRITER)
+              'epochs = 0  # 0: use the config\nx: int = 1\nlive_widgets = True', WRITER)
     _notebook(d / "02_plotter.ipynb", 'run_dir = "runs/x"', PLOTTER)
     _notebook(d / "03_failer.ipynb", 'run_dir = "runs/x"', FAILER)
     _notebook(d / "04_after.ipynb", 'run_dir = "runs/x"', AFTER)
@@ -96,7 +96,7 @@ def test_list_and_select(nb_dir):
     with pytest.raises(ValueError, match="99"):
         S.select_notebooks(["99"], nb_dir)
     assert set(S.declared_parameters(nb_dir / "01_writer.ipynb")) == {
-        "run_dir", "config", "data_dir", "epochs", "x"}
+        "run_dir", "config", "data_dir", "epochs", "x", "live_widgets"}
     assert S.declared_parameters(nb_dir / "01_writer.ipynb")["config"] == '"paper"'
     assert S.parameters_for(nb_dir / "02_plotter.ipynb",
                             {"run_dir": "r", "epochs": 2}) == {"run_dir": "r"}
@@ -149,6 +149,10 @@ def test_series_runs_in_order_and_passes_only_declared_parameters(good_series, c
     assert rec["epochs"] == 3 and rec["config"] == "tiny"
     assert Path(rec["run_dir"]) == out.absolute()
     assert Path(rec["data_dir"]) == (out.parent / "data").absolute()
+    # a batch run switches live widgets off where a notebook declares them (BATCH_PARAMS)
+    nb1 = nbformat.read(str(out / "notebooks" / "01_writer.ipynb"), 4)
+    assert any("live_widgets = False" in c.source for c in nb1.cells
+               if "injected-parameters" in c.metadata.get("tags", []))
     # 02 declares only run_dir: nothing else was injected into it
     nb = nbformat.read(str(out / "notebooks" / "02_plotter.ipynb"), 4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
