@@ -26,7 +26,9 @@ pytestmark = pytest.mark.notebooks
 PARAMS = {
     "01": {"size": "tiny", "workers": 2},
     "02": {},
-    "03": {"epochs": 5, "lr_find": True, "lr_find_iters": 20},
+    # 8 epochs: at 5 the fsgan checkerboard is learnt only on some seeds (fsgan 0.375, attribution
+    # 0.60 seen), and the bounds of test_03 could not tell this model from the last wave's
+    "03": {"epochs": 8, "lr_find": True, "lr_find_iters": 10},
     "04": {"n_explain": 1},
     "05": {"live_widgets": False},
     "06": {"epochs": 1, "workers": 2},
@@ -106,15 +108,15 @@ def test_03_train_amdd(series):
     m = _json(run / "metrics.json")
     for k in ("balanced_accuracy", "auc", "attribution_accuracy"):
         assert 0.0 <= m[k] <= 1.0, k
-    # learned, not chance (0.5). Measured at these test settings (5 epochs, random init): 0.9-1.0;
-    # before the Haar stem 0.74-0.88 at 6 epochs, because fsgan went undetected
+    # learned, not chance (0.5). Measured with 8 epochs (random init, two training seeds):
+    # 0.95-1.0; the last wave's model 0.74-0.88 at 6 epochs, because fsgan went undetected
     assert m["balanced_accuracy"] >= 0.8, m
     # every generator is caught, the visual-only ones included (the last wave's model caught
     # 1 of 8 fsgan test clips: a trace in the store that the model never learnt)
     fakes = {k: v for k, v in m["detection_recall"].items() if k != "real"}
     assert set(fakes) == set(METHODS) - {"real"} and min(fakes.values()) >= 0.6, fakes
     # well above always naming the most frequent class (1/7 is not the baseline: reals are 2x);
-    # measured 0.82-0.99 here, 0.60 for the last wave's model
+    # measured 0.875-0.96 at 8 epochs, 0.60 for the last wave's model
     assert m["attribution_accuracy"] >= m["attribution_majority_baseline"] + 0.4, m
     state = torch.load(run / "model.pth", weights_only=True)
     assert isinstance(state, dict) and all(torch.is_tensor(v) for v in state.values())
@@ -171,7 +173,7 @@ def test_05_embedding_geometry(series):
     assert g["silhouette"] == pytest.approx(silhouette_score(X, emb["method"]), abs=1e-4)
     assert g["davies_bouldin"] > 0
     # generator clusters: a collapsed or binary-only embedding scores about 0 (the last wave's
-    # model 0.10); measured 0.47-0.79 with attribution supervision at 4-10 epochs
+    # model 0.10); measured 0.61-0.79 with attribution supervision at 8-10 epochs
     assert g["silhouette"] >= 0.25, g["silhouette"]
     checks = {r["check"]: r for r in g["trace_report"]}
     # CMFFC checks stand beside a collapsed model's baseline; the trained visual and audio
