@@ -292,17 +292,19 @@ def paper() -> Config:
     """The paper's full model, for a CUDA GPU."""
     return Config(
         name="paper",
-        # frame_codec: JPEG q85 4:2:0. benchmarks/bench_store.py on the standard synthetic corpus
-        # (16 identities, 40 videos): q90 gave 10.4 kB per 224 px frame and a projected 15.3 GB
-        # for FakeAVCeleb's 21,566 videos at 4 clips each (raw 209 GB, PNG 73 GB); q85 is about
-        # 20 % smaller (7.9 vs 9.8 kB on every 4th frame of those clips: ~12.5 GB projected).
-        # The traces survive it unchanged (medians over the same clips, q90 -> q85): the 2-px
-        # checkerboard score (traces.checkerboard_score) of fsgan 28.7 -> 28.4 dB, real 3.1 ->
-        # 3.1 dB; the wav2lip low-res mouth (traces.mouth_sharpness) 0.266 -> 0.268 against real
-        # 0.455 -> 0.455; the blend seam is a luma + colour step feathered over ~3 px, above the
-        # 2-px colour resolution of 4:2:0. Notebook 02 (4d) shows each trace before and after.
+        # frame_codec: JPEG q90 4:2:0. benchmarks/bench_store.py on the standard synthetic corpus
+        # (16 identities, 40 videos): 10.4 kB per 224 px frame, a projected 15.3 GB for
+        # FakeAVCeleb's 21,566 videos at 4 clips each (raw 209 GB, PNG 73 GB). q85 would be
+        # ~20 % smaller (12.8 GB) but JPEG quantisation zeroes weak high frequencies first: the
+        # demodulated checkerboard amplitude of fsgan-wav2lip crops (median, every 4th frame)
+        # is 3.33 raw, 3.38 at q90 and 2.29 at q85 (real 0.07), and a +-6 level checkerboard
+        # keeps under 70 % of its amplitude at q85 (tests/test_store.py). Real FSGAN traces are
+        # weaker than the synthetic ones, so the kit keeps q90. The wav2lip low-res mouth
+        # (traces.mouth_sharpness) is unchanged by either (0.266 vs real 0.455 at q90); the
+        # blend seam is a luma + colour step feathered over ~3 px, above the 2-px colour
+        # resolution of 4:2:0. Notebook 02 (4d) shows each trace before and after.
         data=DataConfig(n_frames=16, frame_stride=1, image_size=224, n_mels=80,
-                        clips_per_video=4, frame_codec="jpeg", jpeg_quality=85,
+                        clips_per_video=4, frame_codec="jpeg", jpeg_quality=90,
                         jpeg_chroma="420", face_search="track"),
         model=ModelConfig(visual_backbone="resnet50", visual_stem="resnet", audio_backbone="resnet18",
                           pretrained=True, d_model=512, n_heads=8, n_temporal_layers=2,

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 from amdd_kit.config import get_config  # noqa: E402
 from amdd_kit.data import shards  # noqa: E402
+from amdd_kit.data.codec import codec_label  # noqa: E402
 from amdd_kit.data.preprocess import preprocess_dataset  # noqa: E402
 from amdd_kit.data.store import ClipStore  # noqa: E402
 
@@ -98,8 +99,7 @@ def main() -> None:
             cfg = get_config(name).data
             if codec is not None:
                 cfg = get_config(name, {"data.frame_codec": codec}).data
-            label = f"{name}/{cfg.frame_codec}" + \
-                (f" q{cfg.jpeg_quality} {cfg.jpeg_chroma}" if cfg.frame_codec == "jpeg" else "")
+            label = f"{name}/{codec_label(cfg.frame_codec, cfg.jpeg_quality, cfg.jpeg_chroma)}"
             path = Path(tmp) / label.replace("/", "-").replace(" ", "-")
             t0 = time.perf_counter()
             s = preprocess_dataset("fakeavceleb", root, path, cfg, workers=1, progress=False,

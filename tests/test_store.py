@@ -337,8 +337,10 @@ def test_old_store_config_without_codec_fields_is_accepted(built, tmp_path):
 
 
 def test_codec_roundtrip_and_errors():
-    from amdd_kit.data.codec import (check_codec, decode_frames, decode_frames_torch,
-                                     encode_frames, encoded_bytes_per_frame, roundtrip)
+    from amdd_kit.config import get_config
+    from amdd_kit.data.codec import (check_codec, codec_label, decode_frames,
+                                     decode_frames_torch, encode_frames,
+                                     encoded_bytes_per_frame, roundtrip)
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:64, :64]
     smooth = (120 + 60 * np.sin(xx / 9.0) * np.cos(yy / 7.0))[None, None]
@@ -355,6 +357,9 @@ def test_codec_roundtrip_and_errors():
     # the 2-px checkerboard survives JPEG q90: the pixel-alternating component keeps its sign
     alt = lambda f: (f.astype(float) * np.where((xx + yy) % 2 == 0, 1, -1)).mean()  # noqa: E731
     assert alt(roundtrip(frames, "jpeg", 90)) > 0.7 * alt(frames)
+    paper = get_config("paper").data   # and at the quality the paper store uses
+    assert alt(roundtrip(frames, "jpeg", paper.jpeg_quality, paper.jpeg_chroma)) > 0.7 * alt(frames)
+    assert codec_label("jpeg", 85, "420") == "jpeg q85 4:2:0" and codec_label("png") == "png"
     enc = encode_frames(frames, "jpeg", 90)
     assert len(enc) == 4 and decode_frames(enc).shape == frames.shape
     tv = decode_frames_torch(enc).numpy()

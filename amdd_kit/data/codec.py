@@ -119,6 +119,13 @@ def roundtrip(frames: np.ndarray, codec: str, quality: int = 90,
     return dec.reshape(f.shape)
 
 
+def codec_label(codec: str, quality: int = 90, chroma: str = "420") -> str:
+    """How figures and tables name a store codec: ``"raw"``, ``"png"`` or e.g.
+    ``"jpeg q85 4:2:0"``."""
+    check_codec(codec, quality, chroma)
+    return f"jpeg q{quality} {':'.join(chroma)}" if codec == "jpeg" else codec
+
+
 def encoded_bytes_per_frame(frames: np.ndarray, codec: str, quality: int = 90,
                             chroma: str = "420") -> float:
     """Mean encoded size (bytes) of the frames ``[..., 3, H, W]`` (raw: ``3 * H * W``)."""
@@ -130,4 +137,5 @@ def encoded_bytes_per_frame(frames: np.ndarray, codec: str, quality: int = 90,
 
 
 __all__ = ["CODECS", "CHROMA", "check_codec", "encode_frame", "encode_frames", "decode_frame",
-           "decode_frames", "decode_frames_torch", "roundtrip", "encoded_bytes_per_frame"]
+           "decode_frames", "decode_frames_torch", "roundtrip", "codec_label",
+           "encoded_bytes_per_frame"]
