@@ -135,6 +135,9 @@ def test_notebook_hygiene(nb):
             assert not c.get("outputs"), "committed with outputs"
             assert c.get("execution_count") is None, "committed with execution counts"
     assert cells[0]["cell_type"] == "markdown" and cells[0]["source"], "starts with a title"
+    # JupyterLab picks the kernel from the metadata: the project's kernel (make setup registers
+    # it), not "python3", which is another interpreter under a system-wide Jupyter
+    assert data["metadata"]["kernelspec"]["name"] == "amdd-kit", data["metadata"]["kernelspec"]
     src = "".join(params[0]["source"])
     assert "run_dir" in src, "every notebook reads/writes its run_dir"
     # papermill must be able to read (and so inject) every parameter: it skips a line whose
