@@ -178,7 +178,10 @@ class TrainConfig:
     seed: int = 42
     split_seed: int = 42       # seed of the identity split, apart from the training seed
     num_workers: int = 0
-    fp16: bool = True          # only acts on CUDA; fastai disables it on the CPU
+    fp16: bool = True          # float16 mixed precision; only acts on CUDA
+    # bfloat16 autocast when training on a CPU that computes bf16 natively (AVX512-BF16/AMX):
+    # ~1.7x faster tiny steps on 2 cores; ignored on other CPUs and on CUDA (train.CPUBFloat16)
+    cpu_bf16: bool = True
     valid_frac: float = 0.2    # of identities
     test_frac: float = 0.2     # of identities
     holdout_methods: tuple[str, ...] = ()  # unseen-generator protocol: removed from train/valid

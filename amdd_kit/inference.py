@@ -18,6 +18,7 @@ from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config
 from .data.decode import SkipVideo, clips_from_video
 from .loaders import to_model_inputs
 from .models import build_model
+from .precision import autocast_for
 
 #: the vectors of an embeddings table, named as the model's output dict names them: the shared
 #: (fused) embedding and the visual / audio fingerprints
@@ -68,7 +69,7 @@ def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
     for s in range(0, len(frames_u8), batch_size):
         fr, me = to_model_inputs(frames_u8[s:s + batch_size], mels_f16[s:s + batch_size], cfg,
                                  device)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
+        with autocast_for(cfg, device):  # the arithmetic the model was trained with
             out = model(fr, me)
         outs["p_fake"].append(torch.sigmoid(out["det_logit"].float()).cpu().numpy())
         outs["attr_probs"].append(torch.softmax(out["attr_logits"].float(), -1).cpu().numpy())

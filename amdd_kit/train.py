@@ -35,6 +35,7 @@ from .inference import embed_store
 from .jsonio import write_json
 from .loaders import make_dataloaders
 from .metrics import fastai_metrics, summarise
+from .precision import CPUBFloat16, cpu_bf16_active
 
 
 class LossComponents(Callback):
@@ -118,7 +119,9 @@ def build_learner(store, cfg: Config, split, run_dir: Path, device=None) -> Lear
         + ([CSVLogger(fname="history.csv")] if is_main() else []),
     )
     if dls.device.type == "cuda" and cfg.train.fp16:
-        learn.to_fp16()  # mixed precision; fastai disables it by itself on the CPU
+        learn.to_fp16()  # mixed precision (float16 autocast + gradient scaling)
+    elif cpu_bf16_active(cfg, dls.device):
+        learn.add_cb(CPUBFloat16())  # bfloat16 autocast on a CPU that computes it natively
     return learn
 
 

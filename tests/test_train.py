@@ -23,7 +23,8 @@ from amdd_kit.data.store import ClipStore
 SMALL = {"data.n_frames": 4, "data.image_size": 32, "data.n_mels": 32,
          "model.d_model": 32, "model.n_heads": 2, "model.d_embed": 32,
          "model.d_fingerprint": 16, "model.head_hidden": 32, "model.channels_last": False,
-         "train.batch_size": 8, "train.epochs": 1, "train.fp16": False}
+         "train.batch_size": 8, "train.epochs": 1, "train.fp16": False,
+         "train.cpu_bf16": False}  # float32: the same figures on every CPU
 
 
 def small_config(**sets):
@@ -124,3 +125,42 @@ def test_a_nan_loss_stops_training_with_a_message(store, tmp_path, one_thread):
     with pytest.raises(RuntimeError, match="training stopped: the loss became nan"):
         fit(learn, cfg, progress=False)
     assert len(calls) == 2  # stopped at once: no further batch, no validation
+
+
+def test_cpu_bf16_autocast_runs_the_trunk_in_bfloat16_and_keeps_float32_weights(
+        store, tmp_path, one_thread, monkeypatch):
+    """With ``train.cpu_bf16`` on a CPU that has native bf16 (forced here, so the test runs on
+    any CPU), the convolutions of a training step run in bfloat16 while the weights, their
+    gradients and the loss stay float32; with it off, or on a CPU without bf16, float32."""
+    from fastai.callback.core import Callback
+    from amdd_kit import precision
+    from amdd_kit.train import build_learner, prepare_run
+
+    class LossDtype(Callback):
+        def __init__(self, seen: list):
+            self.seen = seen
+
+        def after_loss(self):
+            self.seen.append(self.learn.loss.dtype)
+
+    def conv_dtypes(cfg, native: bool) -> tuple[set, list]:
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+        split = prepare_run(store, cfg, tmp_path)
+        learn = build_learner(store, cfg, split, tmp_path, device="cpu")
+        seen: set = set()
+        hook = learn.model.visual.trunk.conv1.register_forward_hook(
+            lambda m, i, o: seen.add(o.dtype))
+        losses = []
+        learn.add_cb(LossDtype(losses))
+        learn.fit(1, 1e-3)
+        hook.remove()
+        assert {p.dtype for p in learn.model.parameters()} == {torch.float32}
+        return seen, losses
+
+    seen, losses = conv_dtypes(small_config(**{"train.cpu_bf16": True}), native=True)
+    assert seen == {torch.bfloat16} and set(losses) == {torch.float32}
+    seen, _ = conv_dtypes(small_config(**{"train.cpu_bf16": False}), native=True)
+    assert seen == {torch.float32}
+    seen, _ = conv_dtypes(small_config(**{"train.cpu_bf16": True}), native=False)
+    assert seen == {torch.float32}
+    assert "float32" in precision.describe(small_config(), "cpu")
