@@ -60,7 +60,7 @@ def test_audio_encoder_shapes(cfg):
     _, mel = inputs(cfg, b=3)
     seq, pooled = enc(mel)
     assert cfg.data.mel_frames == 64 and audio_steps(64) == 4
-    assert seq.shape == (3, 4, cfg.model.d_model)         # S' = S/16 >= 4 (no max-pool)
+    assert seq.shape == (3, 4, cfg.model.d_model)         # S' = S/16 >= 4 (max-pool over frequency only)
     assert pooled.shape == (3, cfg.model.d_model)
     assert enc.trunk.conv1.in_channels == 1
     with pytest.raises(ValueError, match=r"\[B,n_mels,S\]"):
