@@ -4,7 +4,9 @@ Frames are encoded one by one (a face crop uint8 ``[3, H, W]`` RGB -> bytes) wit
 the preprocessing workers need no torch. JPEG chroma is ``"420"`` (colour at half resolution,
 libjpeg's default) or ``"444"`` (full-resolution colour, about 35% more bytes at the same
 quality; for traces that live in sharp colour edges). Luma, where the 2-px checkerboard and the
-mouth detail live, is never subsampled.
+mouth detail live, is never subsampled. JPEGs are written with optimised Huffman tables
+(``IMWRITE_JPEG_OPTIMIZE``): the same quantised coefficients, so bit-identical pixels after
+decoding, about 6% fewer bytes for a 224 px face crop, at twice the (small) encoding cost.
 
 Decoding:
 
@@ -45,7 +47,8 @@ def check_codec(codec: str, quality: int = 90, chroma: str = "420") -> None:
 def _params(codec: str, quality: int, chroma: str) -> list[int]:
     if codec == "jpeg":
         return [cv2.IMWRITE_JPEG_QUALITY, int(quality),
-                cv2.IMWRITE_JPEG_SAMPLING_FACTOR, CHROMA[chroma]]
+                cv2.IMWRITE_JPEG_SAMPLING_FACTOR, CHROMA[chroma],
+                cv2.IMWRITE_JPEG_OPTIMIZE, 1]  # lossless: only the entropy coding changes
     return [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
 
