@@ -5,7 +5,10 @@ Two named configurations ship with the kit:
 * ``tiny``  -- runs the whole notebook series on 2 CPU cores in minutes. It keeps the AMDD
   architecture (per-frame CNN + temporal attention, mel CNN, cross-modal attention, two MLP
   heads, fingerprint projections) but uses a ResNet18 visual trunk with a Haar wavelet stem
-  (pixel-level traces reach a randomly initialised trunk), 64x64 faces, 8 frames and small widths, because a ResNet50 trains at about 6 clips/s on 2 CPU cores.
+  (pixel-level traces reach a randomly initialised trunk), 64x64 faces, 8 frames (4 of them,
+  drawn at random, per training step: ``model.train_frames``) and small widths, because a
+  ResNet50 trains at about 6 clips/s on 2 CPU cores. On a CPU with native bfloat16 it trains
+  under bf16 autocast (``train.cpu_bf16``, :mod:`amdd_kit.precision`).
 * ``paper`` -- the paper's full model: ResNet50 per frame at 224x224, 16 frames, 80 mel bins,
   ResNet18 audio trunk, 512-d embeddings. Meant for a CUDA GPU (mixed precision, channels_last).
 
@@ -122,6 +125,9 @@ class ModelConfig:
     # so the weak detail bands where the traces live start on an equal footing with the mean
     # (models/visual.HaarStem)
     visual_stem: str = "haar"
+    # frames per clip the visual trunk sees in a training step: a random ordered subset of the
+    # T frames, with their own positions (0: all T; evaluation always uses all T). tiny: 4 of 8
+    train_frames: int = 4
     audio_backbone: str = "resnet18"
     pretrained: bool = False         # torchvision ImageNet weights (needs them cached or online)
     d_model: int = 128               # width of the temporal / cross-modal attention
@@ -309,7 +315,8 @@ def paper() -> Config:
         data=DataConfig(n_frames=16, frame_stride=1, image_size=224, n_mels=80,
                         clips_per_video=4, frame_codec="jpeg", jpeg_quality=90,
                         jpeg_chroma="420", face_search="track"),
-        model=ModelConfig(visual_backbone="resnet50", visual_stem="resnet", audio_backbone="resnet18",
+        model=ModelConfig(visual_backbone="resnet50", visual_stem="resnet", train_frames=0,
+                          audio_backbone="resnet18",
                           pretrained=True, d_model=512, n_heads=8, n_temporal_layers=2,
                           d_embed=512, d_fingerprint=128, head_hidden=512, dropout=0.2),
         loss=LossConfig(),

@@ -41,7 +41,7 @@ METHOD = torch.tensor([0, 0, 2, 5])
 
 
 def test_visual_encoder_shapes(cfg):
-    enc = VisualEncoder(cfg)
+    enc = VisualEncoder(cfg).eval()
     frames, _ = inputs(cfg, b=2)
     seq, pooled = enc(frames)
     assert seq.shape == (2, cfg.data.n_frames, cfg.model.d_model)
@@ -53,6 +53,34 @@ def test_visual_encoder_shapes(cfg):
     with pytest.raises(ValueError, match=r"\[B,T,3,H,W\]"):
         enc(frames[:, 0])
     assert enc.gradcam_layer is enc.trunk.layer4
+
+
+def test_training_sees_a_sparse_ordered_subset_of_frames_and_evaluation_all(cfg):
+    """``model.train_frames``: in training the trunk gets ``train_frames`` frames of each clip,
+    in their order, each with its own positional embedding; in evaluation all ``T``."""
+    assert 0 < cfg.model.train_frames < cfg.data.n_frames
+    enc = VisualEncoder(cfg)
+    T, k = cfg.data.n_frames, cfg.model.train_frames
+    frames = torch.arange(T, dtype=torch.float32).view(1, T, 1, 1, 1).expand(2, T, 3, 8, 8)
+    seen = []
+    enc.frame_features = lambda f: seen.append(f[0, :, 0, 0, 0].tolist()) or \
+        torch.zeros(f.shape[0], f.shape[1], enc.proj.in_features)
+    pos_used = []
+    hook = enc.temporal.register_forward_pre_hook(lambda m, a: pos_used.append(a[0][0]))
+    torch.manual_seed(0)
+    for _ in range(20):
+        seq, _ = enc.train()(frames)
+        assert seq.shape == (2, k, cfg.model.d_model)
+    picks = [tuple(int(i) for i in s) for s in seen]
+    assert all(len(p) == k and list(p) == sorted(set(p)) for p in picks)  # ordered, distinct
+    assert len(set(picks)) > 5                                          # drawn anew each step
+    # the kept frames carry their own positions: the input to the attention is proj(0) + pos
+    expected = enc.proj(torch.zeros(enc.proj.in_features)) + enc.pos[0, list(picks[-1])]
+    torch.testing.assert_close(pos_used[-1], expected)
+    seq, _ = enc.eval()(frames)
+    hook.remove()
+    assert seq.shape == (2, T, cfg.model.d_model) and seen[-1] == list(range(T))
+    assert VisualEncoder(get_config("paper", {"model.pretrained": False})).train_frames == 0
 
 
 def test_audio_encoder_shapes(cfg):

@@ -181,6 +181,11 @@ class VisualEncoder(ResNetStream):
                                               enable_nested_tensor=False)
         self.norm = nn.LayerNorm(m.d_model)
         self.pool = AttentionPool(m.d_model)
+        # training sees a random, ordered subset of train_frames of the T frames of each batch
+        # (each keeps its own positional embedding); evaluation sees all T (TSN-style sparse
+        # sampling, Wang et al. 2016). The per-frame traces are in every frame, so half the
+        # frames carry the same evidence at half the cost of the trunk, the bulk of a step.
+        self.train_frames = m.train_frames
 
     @property
     def gradcam_layer(self) -> nn.Module:
@@ -202,6 +207,10 @@ class VisualEncoder(ResNetStream):
         if T > self.pos.shape[1]:
             raise ValueError(f"clip has {T} frames but the model was built for at most "
                              f"{self.pos.shape[1]} (cfg.data.n_frames)")
-        x = self.proj(self.frame_features(frames)) + self.pos[:, :T]   # [B,T,d]
+        pos = self.pos[:, :T]
+        if self.training and 0 < self.train_frames < T:  # sparse frame sampling (see __init__)
+            keep = torch.randperm(T, device=frames.device)[:self.train_frames].sort().values
+            frames, pos = frames[:, keep], pos[:, keep]
+        x = self.proj(self.frame_features(frames)) + pos                 # [B,T,d]
         seq = self.norm(self.temporal(x))                                # [B,T,d]
         return seq, self.pool(seq)
