@@ -174,10 +174,12 @@ class LossConfig:
 class TrainConfig:
     """Optimisation, splits and reproducibility."""
 
-    # tiny: 10 epochs of ~14 steps (214 training clips, batch 16) = ~130 AdamW steps, ~17 s an
-    # epoch on 2 cores. Test identities, two training seeds: 8 epochs gave attribution 0.958
-    # and 0.875, 12 epochs 0.958; 6 epochs (with w_cmffc 0.5) attributed no wav2lip clip
-    epochs: int = 10
+    # tiny: 12 epochs of 13 steps (214 training clips, batch 16) = 156 AdamW steps, ~6 s an
+    # epoch on 2 cores (bf16, 4 training frames; 17 s in float32 with all 8). Test identities,
+    # 10 epochs, 7 runs: attribution 0.861-1.0 (the one run below 0.9 never learnt the wav2lip
+    # mouth), so 12; in float32 with all 8 frames, 8 epochs gave 0.958 and 0.875; 6 epochs
+    # (with w_cmffc 0.5) attributed no wav2lip clip
+    epochs: int = 12
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-2
