@@ -12,6 +12,7 @@ loads ``batch_size // N`` clips per step, and rank 0 alone writes the run direct
 """
 from __future__ import annotations
 
+import random
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -154,6 +155,9 @@ def prepare_run(store, cfg: Config, run_dir: str | Path) -> np.ndarray:
 def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
     """``fit_one_cycle`` for ``cfg.train.epochs``, keeping the best epoch by validation loss.
 
+    The random draws of training restart from ``cfg.train.seed`` here, so cells run between
+    :func:`build_learner` and this call (``lr_find``, ``one_batch``) do not change the model.
+
     Returns the training time in seconds. Raises RuntimeError (with :class:`TerminateOnNaN`'s
     message) when the loss diverged.
 
@@ -166,8 +170,13 @@ def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
     try:
         with learn.distrib_ctx(sync_bn=cuda, cpu=not cuda, kwargs_handlers=ddp_kwargs(cfg)), \
                 (nullcontext() if progress else learn.no_bar()):
-            if not is_main():  # own augmentation/dropout draws; weights start from rank 0's
-                set_seed(cfg.train.seed + rank_distrib(), reproducible=True)
+            # the training draws (shuffling, augmentation, dropout) start from the seed here,
+            # whatever ran since the model was built (lr_find, a notebook's one_batch...): the
+            # notebook and `amdd-kit train` train alike. Each rank draws its own; the weights
+            # start from rank 0's.
+            set_seed(cfg.train.seed + rank_distrib(), reproducible=True)
+            for dl in learn.dls.loaders:  # fastai's loaders shuffle with their own Random
+                dl.rng = random.Random(random.randint(0, 2**32 - 1))
             learn.fit_one_cycle(cfg.train.epochs, cfg.train.lr,
                                 cbs=SaveModelCallback(monitor="valid_loss", fname="best"))
     except FileNotFoundError:  # diverged in the first epoch: no best checkpoint to load back

@@ -164,3 +164,27 @@ def test_cpu_bf16_autocast_runs_the_trunk_in_bfloat16_and_keeps_float32_weights(
     seen, _ = conv_dtypes(small_config(**{"train.cpu_bf16": True}), native=False)
     assert seen == {torch.float32}
     assert "float32" in precision.describe(small_config(), "cpu")
+
+
+def test_draws_between_building_and_fitting_do_not_change_the_model(store, tmp_path, one_thread):
+    """``fit`` restarts the training draws from the seed: random numbers used after the
+    learner is built (a notebook's ``one_batch``, ``lr_find``) leave the trained weights as
+    they are, so notebook 03 and ``amdd-kit train`` train the same model."""
+    from amdd_kit.train import build_learner, fit, prepare_run
+
+    def trained(consume: bool) -> dict:
+        cfg = small_config(**{"train.epochs": 2})
+        run = tmp_path / f"run{int(consume)}"
+        split = prepare_run(store, cfg, run)
+        learn = build_learner(store, cfg, split, run)
+        if consume:
+            learn.dls.one_batch()
+            torch.rand(1000)
+            np.random.rand(1000)
+        fit(learn, cfg, progress=False)
+        return {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+
+    a, b = trained(False), trained(True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    init = small_config()
+    assert init.train.seed == 42  # the draws restart from the config's seed, not a fixed one
