@@ -26,6 +26,7 @@ from fastai.callback.core import Callback
 
 from amdd_kit.config import METHODS, get_config
 from amdd_kit.loaders import AVAugment, ClipDataset, NormalizeFrames, ToFloat
+from amdd_kit.precision import autocast_for
 from amdd_kit.train import build_learner
 
 
@@ -115,7 +116,7 @@ def bench_plain(store, cfg, split, device) -> float:
         for t in tfms:
             b = t(b)
         frames, mel, label, method = b
-        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        with autocast_for(cfg, device):  # the Learner's arithmetic (fp16 CUDA / bf16 CPU)
             out = model(frames, mel)
             loss = loss_fn(out, label, method)
         opt.zero_grad(set_to_none=True)
