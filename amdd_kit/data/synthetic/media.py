@@ -34,9 +34,11 @@ def write_video(path: Path, frames: np.ndarray, fps: Fraction, audio: np.ndarray
             vs.width, vs.height = frames.shape[2], frames.shape[1]
             vs.pix_fmt = "yuv420p"
             if codec == "libx264":
-                # one thread, no lookahead threads. NOTE: even so, libx264 here is not always
-                # bit-reproducible (rare pixels differ by 1-2 levels between runs); the rendered
-                # frames and the audio are exactly reproducible.
+                # one thread, no lookahead threads. NOTE: even so, libx264 here is not
+                # bit-reproducible: between two renders with the same seed, 40 of 192 tiny
+                # FakeAVCeleb videos differed, by up to 32 levels in every frame of a file (so
+                # 61-68 of 382 store clips differ between fresh builds). The rendered frames
+                # and the audio are exactly reproducible; the encode is not.
                 vs.options = {"crf": str(crf), "preset": "veryfast",
                               "x264-params": "threads=1:lookahead-threads=1"}
                 vs.codec_context.thread_count = 1
