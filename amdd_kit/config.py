@@ -188,7 +188,7 @@ class TrainConfig:
     num_workers: int = 0
     fp16: bool = True          # float16 mixed precision; only acts on CUDA
     # bfloat16 autocast when training on a CPU that computes bf16 natively (AVX512-BF16/AMX):
-    # ~1.7x faster tiny steps on 2 cores; ignored on other CPUs and on CUDA (train.CPUBFloat16)
+    # ~1.7x faster tiny steps on 2 cores; ignored on other CPUs and on CUDA (precision.CPUBFloat16)
     cpu_bf16: bool = True
     valid_frac: float = 0.2    # of identities
     test_frac: float = 0.2     # of identities

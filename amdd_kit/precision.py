@@ -40,13 +40,13 @@ def cpu_bf16_active(cfg: Config, device: torch.device | str) -> bool:
     return torch.device(device).type == "cpu" and cfg.train.cpu_bf16 and cpu_has_native_bf16()
 
 
-def autocast_for(cfg: Config | None, device: torch.device | str) -> AbstractContextManager:
+def autocast_for(cfg: Config, device: torch.device | str) -> AbstractContextManager:
     """The autocast context a forward pass on ``device`` runs in: float16 on CUDA (when
     ``train.fp16``), bfloat16 on a CPU with native bf16 (when ``train.cpu_bf16``), else none."""
     device = torch.device(device)
-    if device.type == "cuda" and (cfg is None or cfg.train.fp16):
+    if device.type == "cuda" and cfg.train.fp16:
         return torch.autocast("cuda")
-    if cfg is not None and cpu_bf16_active(cfg, device):
+    if cpu_bf16_active(cfg, device):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 

@@ -211,6 +211,6 @@ class VisualEncoder(ResNetStream):
         if self.training and 0 < self.train_frames < T:  # sparse frame sampling (see __init__)
             keep = torch.randperm(T, device=frames.device)[:self.train_frames].sort().values
             frames, pos = frames[:, keep], pos[:, keep]
-        x = self.proj(self.frame_features(frames)) + pos                 # [B,T,d]
-        seq = self.norm(self.temporal(x))                                # [B,T,d]
+        x = self.proj(self.frame_features(frames)) + pos   # [B,T,d] (T = train_frames in training)
+        seq = self.norm(self.temporal(x))                  # [B,T,d]
         return seq, self.pool(seq)
