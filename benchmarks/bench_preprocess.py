@@ -3,7 +3,8 @@
 
 Prints clips/s for ``preprocess_dataset`` on a synthetic corpus (FakeAVCeleb layout) with
 1 and 2 workers, the clips/s equivalent of only decoding the same files with PyAV (every video
-frame and audio frame, no conversion, one process), and the ratios against the goals:
+frame and audio frame, no conversion, one process with PyAV's frame threading, i.e. the
+fastest pure decode this machine does), and the ratios against the goals:
 2 workers >= 1.8x one worker, and preprocess >= 0.5x decode.
 
     python benchmarks/bench_preprocess.py [--data DIR] [--size standard] [--identities 16]
@@ -38,8 +39,9 @@ from amdd_kit.data.preprocess import preprocess_dataset  # noqa: E402
 
 
 def decode_only(paths: list[Path]) -> float:
-    """Seconds to decode every video and audio frame of ``paths`` with PyAV (one thread per
-    stream, like the preprocessing workers)."""
+    """Seconds to decode every video and audio frame of ``paths`` with PyAV in this process,
+    with frame threading on (``thread_type="AUTO"``: all cores). The preprocessing workers
+    decode on one thread each; their parallelism is the pool."""
     t = time.perf_counter()
     for p in paths:
         with av.open(str(p)) as c:
