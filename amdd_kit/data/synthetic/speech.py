@@ -159,12 +159,23 @@ def clone_voice(ident: Identity, plan: SpeechPlan, sr: int, rng: np.random.Gener
     return (y / (np.abs(y).max() + 1e-9) * 0.6).astype(np.float32)
 
 
+#: Half-width of the vocoder's magnitude smoothing at ``strength`` 0: ``(1 + 8 strength)`` of
+#: these, i.e. about 108-280 Hz for strengths 0.5-1.5 (a 44.1 kHz STFT bin of 2048 points).
+SMEAR_STEP_HZ = 44_100 / 2048
+
+
 def vocoder_smear(y: np.ndarray, sr: int, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """Neural-vocoder-like smearing: smooth the STFT magnitude over frequency, jitter the phase."""
+    """Neural-vocoder-like smearing: smooth the STFT magnitude over frequency, jitter the phase.
+
+    The smoothing is a box of ``2 (1 + 8 strength) SMEAR_STEP_HZ`` Hz (about 220-590 Hz) at
+    every sample rate. (It used to be counted in STFT bins scaled by ``nper / 512``, but a bin is
+    ``sr / nper`` Hz wide, so the box grew with the file's sample rate: 156-281 Hz at 16 kHz,
+    258-633 Hz at 48 kHz. The weak 16 kHz clones were the rtvc clips a trained model missed.)
+    """
     nper = int(2 ** np.ceil(np.log2(0.032 * sr)))
     _, _, z = signal.stft(y, fs=sr, nperseg=nper)
     mag, ph = np.abs(z), np.angle(z)
-    width = 1 + 2 * int(round(1 + 2 * strength * nper / 512))
+    width = 1 + 2 * int(round((1 + 8 * strength) * SMEAR_STEP_HZ / (sr / nper)))
     mag = signal.convolve(mag, np.ones((width, 1)) / width, mode="same")
     ph = ph + min(1.0, 0.5 * strength) * rng.uniform(-np.pi, np.pi, ph.shape)
     _, out = signal.istft(mag * np.exp(1j * ph), fs=sr, nperseg=nper)
