@@ -121,9 +121,9 @@ class ModelConfig:
     # init needs many steps to learn to see 2-px traces through). "space_to_depth": a lossless
     # 2x2 pixel unshuffle + 3x3 conv, then the max-pool -- same output size and cost, every
     # pixel reaches the first conv. "haar" (tiny: random init, 64 px faces): the same unshuffle
-    # turned into Haar wavelet bands (LL, LH, HL, HH), a BatchNorm per band, then the 3x3 conv,
-    # so the weak detail bands where the traces live start on an equal footing with the mean
-    # (models/visual.HaarStem)
+    # turned into Haar wavelet bands (LL, LH, HL, HH) plus the detail bands' magnitudes (a trace
+    # in either phase of the crop), a BatchNorm per channel, then the 3x3 conv, so the weak detail
+    # bands where the traces live start on an equal footing with the mean (models/visual.HaarStem)
     visual_stem: str = "haar"
     # frames per clip the visual trunk sees in a training step: a random ordered subset of the
     # T frames, with their own positions (0: all T; evaluation always uses all T). tiny: 4 of 8

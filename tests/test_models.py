@@ -247,6 +247,24 @@ def test_haar_stem_is_lossless_and_puts_a_checkerboard_in_hh_alone():
     assert stem(x).shape == (2, 64, 8, 8)
 
 
+def test_haar_stem_features_see_a_checkerboard_in_either_phase():
+    """A one-pixel shift flips a 2-px checkerboard's HH sign (where a crop starts is arbitrary);
+    the stem's detail magnitudes are the same for both phases, and differ from a smooth image."""
+    stem = HaarStem(64)
+    yy, xx = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    face = torch.linspace(0.2, 0.8, 16).view(1, 1, 1, 16).expand(1, 3, 16, 16)
+    checker = 0.05 * ((xx + yy) % 2 * 2 - 1).float()
+    a, b = stem.features(face + checker), stem.features(face - checker)     # [1,21,8,8]
+    assert a.shape == (1, 21, 8, 8)
+    hh = [3, 7, 11]                                                      # signed HH per colour
+    assert torch.allclose(a[:, hh], -b[:, hh], atol=1e-6) and a[:, hh].abs().min() > 0.09
+    assert torch.allclose(a[:, 12:], b[:, 12:], atol=1e-6)               # |LH|,|HL|,|HH|
+    assert torch.allclose(stem.features(torch.roll(face + checker, 1, dims=-2))[:, 12:, 1:-1],
+                          a[:, 12:, 1:-1], atol=1e-5)
+    assert stem.features(face)[:, 12:].view(3, 3, 8, 8)[:, 2].abs().max() < 1e-6
+    assert stem(face + checker).shape == (1, 64, 8, 8)
+
+
 def test_pretrained_offline_names_the_file_to_provide(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
 
