@@ -129,7 +129,7 @@ class HaarStem(nn.Module):
     starts (shift a 2-px checkerboard by one pixel, or flip it, and its HH flips sign), which is
     arbitrary; its magnitude does not. Without them a trained tiny model saw fsgan in one phase
     only: on the test identities, fsgan clips at p_fake 0.12-0.20 went to 0.76-0.78 when shifted
-    by one pixel (detection recall 0.5 in 1 of 5 runs).
+    by one pixel (fsgan detection recall 0.5 in 2 of 5 runs: the notebook-03 test, split seed 1).
     """
 
     def __init__(self, out_channels: int = 64, channels: int = 3):
