@@ -34,7 +34,8 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None
     """Rebuild the model of a run directory: ``(cfg, model)`` in eval mode.
 
     The weights are read with ``weights_only=True``; a file that is not a plain state dict
-    (e.g. a pickled Learner) is refused with a clear error.
+    (e.g. a pickled Learner) is refused with a clear error, and so are weights whose layers do
+    not fit the model (a run trained by an older amdd-kit): the error says to retrain.
     """
     run_dir = Path(run_dir)
     cfg_path, weights = run_dir / "config.json", run_dir / "model.pth"
@@ -49,7 +50,13 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None
     except Exception as e:  # pickle.UnpicklingError and friends
         raise ValueError(f"{weights} is not a plain state dict that can be loaded safely "
                          f"(weights_only=True): {e}") from e
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:  # missing/unexpected keys or size mismatches
+        raise RuntimeError(
+            f"{weights} does not fit the model this amdd-kit builds from {cfg_path} (it was "
+            f"probably trained by an older version; the layers changed). Retrain the run: "
+            f"notebook 03, or `amdd-kit train --store STORE --out {run_dir}`.\n{e}") from None
     return cfg, model.to(device or default_device()).eval()
 
 

@@ -317,3 +317,20 @@ def test_fastai_learner_fits_and_predicts(arch):
     assert preds["det_logit"].shape == (6,) and preds["attr_logits"].shape == (6, 7)
     assert per_clip.shape == (6,) and torch.isfinite(per_clip).all()
     assert learn.loss_func.reduction == "mean"
+
+
+def test_load_run_names_retraining_when_the_weights_do_not_fit(tmp_path):
+    """A run whose layers differ from this version's model (e.g. trained before the Haar stem
+    gained its magnitude channels) is refused with the next step, not a size-mismatch dump."""
+    from amdd_kit.inference import load_run
+
+    cfg = get_config("tiny")
+    cfg.to_json(tmp_path / "config.json")
+    state = build_model(cfg).state_dict()
+    state["visual.trunk.conv1.norm.weight"] = torch.ones(12)  # the old 12-band stem
+    torch.save(state, tmp_path / "model.pth")
+    with pytest.raises(RuntimeError) as err:
+        load_run(tmp_path, "cpu")
+    assert "older version" in str(err.value) and "amdd-kit train" in str(err.value)
+    torch.save(build_model(cfg).state_dict(), tmp_path / "model.pth")
+    assert load_run(tmp_path, "cpu")[1].training is False

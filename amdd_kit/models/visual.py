@@ -110,8 +110,9 @@ def haar_matrix(channels: int = 3) -> torch.Tensor:
 
 
 class HaarStem(nn.Module):
-    """``[N,3,H,W] -> [N,out_channels,H/2,W/2]``: a one-level Haar wavelet transform, a
-    BatchNorm per wavelet band, and a 3x3 conv, in place of a ResNet's ``conv1``.
+    """``[N,3,H,W] -> [N,out_channels,H/2,W/2]``: a one-level Haar wavelet transform (plus
+    the detail bands' magnitudes), a BatchNorm per channel, and a 3x3 conv, in place of a
+    ResNet's ``conv1``.
 
     ``PixelUnshuffle(2)`` and the fixed :func:`haar_matrix` split every 2x2 block into its
     mean (LL) and three detail bands (LH, HL, HH), per colour: 12 channels at half resolution,
@@ -137,9 +138,9 @@ class HaarStem(nn.Module):
         self.unshuffle = nn.PixelUnshuffle(2)
         bands = 4 * channels
         self.register_buffer("haar", haar_matrix(channels).view(bands, bands, 1, 1))
-        self.norm = nn.BatchNorm2d(bands + 3 * channels)
-        self.conv = nn.Conv2d(bands + 3 * channels, out_channels, kernel_size=3, padding=1,
-                              bias=False)
+        n_in = bands + 3 * channels  # signed bands + detail magnitudes (see features)
+        self.norm = nn.BatchNorm2d(n_in)
+        self.conv = nn.Conv2d(n_in, out_channels, kernel_size=3, padding=1, bias=False)
 
     def bands(self, x: torch.Tensor) -> torch.Tensor:
         """``[N,C,H,W] -> [N,4C,H/2,W/2]``: the Haar bands (LL, LH, HL, HH per colour)."""
