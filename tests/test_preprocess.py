@@ -288,3 +288,23 @@ def test_frame_decoding_stays_on_one_thread(files):
         t.join()
     assert len(seen) > 20
     assert max(seen) <= before + 1, f"decoding started {max(seen) - before - 1} threads"
+
+
+def test_a_video_file_is_opened_once_and_its_frames_do_not_depend_on_it(files, monkeypatch):
+    """clips_from_video probes an mp4 once (audio, then video, from one container: each open
+    costs ~1.5 ms of a ~55 ms video), and the frames picked after the audio was read from that
+    container are the frames a fresh open gives (it is rewound first)."""
+    targets = np.linspace(0.0, 1.0, 12)
+    with av.open(str(files["surround"])) as c:
+        D._audio_of(c, files["surround"], 16_000)  # reads the container to its end
+        reused, dur, covered, fps = D._pick_frames(files["surround"], targets, c)
+    fresh, dur0, covered0, fps0 = D._pick_frames(files["surround"], targets)
+    assert (dur, covered, fps) == (dur0, covered0, fps0)
+    for a, b in zip(reused, fresh):
+        np.testing.assert_array_equal(a, b)
+
+    opened = []
+    real_open = av.open
+    monkeypatch.setattr(D.av, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    clips = clips_from_video(files["good"], CFG)
+    assert len(clips) >= 1 and opened == [str(files["good"])]
