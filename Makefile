@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.amdd-kit-installed
 RUN    ?= runs/demo
 DATA   ?= data/synthetic
 CONFIG ?= tiny
+# free disk the first install needs: the venv is ~8.6 GB (torch's CUDA wheels)
+NEED_GB ?= 10
 
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
@@ -21,6 +23,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "amdd-kit: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" || { \
+	  free=$$(df -Pk $(VENV) | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free" -lt $(NEED_GB) ]; then \
+	    echo "amdd-kit: installing needs about $(NEED_GB) GB free for $(VENV) (torch's CUDA wheels); this disk has $$free GB. Free some space (old runs/, test outputs) or put the environment on a bigger disk: make VENV=/big/disk/amdd-venv ..." >&2; exit 2; fi; }
 	@echo ">> installing amdd-kit and its dependencies into $(VENV) (first time: several minutes, about 8 GB)"
 	@start=$$(date +%s); \
 	$(PY) -m pip install --quiet --upgrade pip && \
