@@ -308,3 +308,24 @@ def test_a_video_file_is_opened_once_and_its_frames_do_not_depend_on_it(files, m
     monkeypatch.setattr(D.av, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
     clips = clips_from_video(files["good"], CFG)
     assert len(clips) >= 1 and opened == [str(files["good"])]
+
+
+def test_audio_is_decoded_only_as_far_as_the_windows_need(tmp_path, monkeypatch):
+    """Without trim_silence the windows are planned from the header's duration, so the audio
+    decode stops after the last window: same log-mels as from the whole track, fewer samples
+    decoded (a 6 s video, two 0.64 s windows)."""
+    path = media.write_video(tmp_path / "long.mp4", seconds=6.0)
+    decoded = []
+    real = D._decode_audio_swr
+    monkeypatch.setattr(D, "_decode_audio_swr",
+                        lambda *a, **k: decoded.append(real(*a, **k)) or decoded[-1])
+    clips = clips_from_video(path, CFG)
+    full, t0 = D.load_audio(path, CFG.sample_rate)
+    assert len(decoded[0][0]) < 0.5 * len(full)
+    with av.open(str(path)) as c:
+        v_start = float(c.streams.video[0].start_time * c.streams.video[0].time_base)
+    np.testing.assert_array_equal(clips.mels,
+                                  D.log_mel_windows(full, clips.starts, CFG, t0 - v_start))
+    trim = DataConfig(trim_silence=True)  # the silence threshold needs the whole track
+    clips_from_video(path, trim)
+    assert len(decoded[-1][0]) == len(full)

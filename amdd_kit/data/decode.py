@@ -123,13 +123,18 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, float]:
         return _audio_of(container, path, sample_rate)
 
 
-def _audio_of(container, path: Path, sample_rate: int) -> tuple[np.ndarray, float]:
-    """:func:`load_audio` on an open container (decodes from where the container stands)."""
+def _audio_of(container, path: Path, sample_rate: int, until: float | None = None
+              ) -> tuple[np.ndarray, float]:
+    """:func:`load_audio` on an open container (decodes from where the container stands).
+
+    ``until``: stop after the audio frame that covers this time (seconds, the file's clock);
+    the samples may then end a frame (~20 ms) past it. None: decode the whole stream.
+    """
     if not container.streams.audio:
         raise SkipVideo("no_audio", "no audio stream")
     stream = container.streams.audio[0]
     try:
-        samples, t0 = _decode_audio_swr(container, stream, sample_rate)
+        samples, t0 = _decode_audio_swr(container, stream, sample_rate, until)
     except SkipVideo:
         raise
     except (av.error.FFmpegError, ValueError) as e:
@@ -141,7 +146,8 @@ def _audio_of(container, path: Path, sample_rate: int) -> tuple[np.ndarray, floa
     return samples, t0
 
 
-def _decode_audio_swr(container, stream, sample_rate: int) -> tuple[np.ndarray, float]:
+def _decode_audio_swr(container, stream, sample_rate: int, until: float | None = None
+                      ) -> tuple[np.ndarray, float]:
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     chunks: list[np.ndarray] = []
     t0 = None
@@ -149,6 +155,8 @@ def _decode_audio_swr(container, stream, sample_rate: int) -> tuple[np.ndarray, 
         for frame in container.decode(stream):
             if t0 is None:
                 t0 = float(frame.time) if frame.time is not None else 0.0
+            if until is not None and frame.time is not None and float(frame.time) > until:
+                break
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1))
         for out in resampler.resample(None):
@@ -225,6 +233,23 @@ def log_mel_windows(samples: np.ndarray, starts_s: np.ndarray, cfg: DataConfig,
     out = torch.log(mel + LOG_EPS).numpy()
     assert out.shape[-1] == S, (out.shape, S)
     return out.astype(np.float16)
+
+
+def _audio_needed_until(est: float | None, v_start: float, cfg: DataConfig) -> float | None:
+    """The file-clock time after which no window can need audio, or None (decode it all).
+
+    Without ``trim_silence`` the windows are planned from the container's duration alone, so
+    the audio past the last planned window (plus the STFT's half frame) is never used: a 7 s
+    video with four 0.64 s windows decodes 2.6 s of audio. (The plan only shrinks when the
+    video turns out shorter than its header says.) With ``trim_silence`` the whole track is
+    needed: its loudest frame sets the silence threshold.
+    """
+    if cfg.trim_silence or not est:
+        return None
+    starts = plan_windows(est, 0.0, cfg)
+    if len(starts) == 0:
+        return None
+    return v_start + starts[-1] / cfg.fps + cfg.window_seconds + cfg.n_fft / cfg.sample_rate + 0.1
 
 
 # -- window planning and video frames -------------------------------------------------------------
@@ -384,7 +409,8 @@ def clips_from_video(video_path: str | Path, cfg: DataConfig,
             samples, _ = load_audio(audio_path, cfg.sample_rate)
             audio_t0 = 0.0
         else:
-            samples, a_t0 = _audio_of(c, video_path, cfg.sample_rate)
+            samples, a_t0 = _audio_of(c, video_path, cfg.sample_rate,
+                                      _audio_needed_until(est, v_start, cfg))
             audio_t0 = a_t0 - v_start
         offset = 0.0
         if cfg.trim_silence:
