@@ -18,7 +18,9 @@ Audio (PyAV ``AudioResampler``)
     streams frame by frame while we decode, and down-mixes *any* channel layout (stereo, 5.1)
     with FFmpeg's standard matrix (centre and surround channels attenuated by -3 dB), with no
     extra dependency. Files whose layout swresample refuses fall back to a channel mean and
-    ``torchaudio.functional.resample``.
+    ``torchaudio.functional.resample``. A video file is opened once: its audio is decoded
+    first, only as far as the last planned window needs (the whole track with
+    ``trim_silence``), then the container is rewound for the video frames.
 Log-mel (torchaudio)
     ``torchaudio.transforms.MelSpectrogram`` (power 2, Slaney mel scale and norm, like librosa's
     defaults), then ``log(mel + 1e-6)``: digital silence gives ``log(1e-6) = -13.8``, finite,
