@@ -254,6 +254,12 @@ def write_series_times(run_dir: Path, seconds: dict[str, float], call_seconds: f
     return out
 
 
+#: Kernel arguments of every notebook the series runs: only the kernel's errors reach the
+#: terminal. ipykernel 7 otherwise prints a transport-encryption warning per kernel (the
+#: kernel listens on localhost, started by this process), seven times in ``make demo``.
+KERNEL_QUIET: list[str] = ["--IPKernelApp.log_level=ERROR"]
+
+
 def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "data/synthetic",
                params: dict[str, Any] | None = None,
                notebooks: Sequence[str | Path] | None = None, kernel: str | None = None,
@@ -310,7 +316,8 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
                 pm.execute_notebook(str(src), str(dst), parameters=given,
                                     kernel_name=kernel_name, progress_bar=cell_bar,
                                     log_output=log_output, cwd=os.getcwd(),
-                                    execution_timeout=timeout)
+                                    execution_timeout=timeout,
+                                    extra_arguments=KERNEL_QUIET)
             except Exception as exc:  # papermill, nbclient (timeout, dead kernel), bad input
                 dt = time.time() - t0
                 result.seconds[src.name] = dt

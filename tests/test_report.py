@@ -367,3 +367,12 @@ def test_series_times_merge_over_calls(tmp_path):
     assert out == {"01_a.ipynb": 40.0, "02_b.ipynb": 250.0, "03_c.ipynb": 60.0,
                    "total": 350.0, "last_call": 311.0}
     assert json.loads((tmp_path / "series_times.json").read_text()) == out
+
+
+def test_series_kernels_print_no_warnings_to_the_terminal(nb_dir, tmp_path, capfd):
+    """The kernels run quiet (``KERNEL_QUIET``): ipykernel 7's per-kernel warning about TCP
+    without encryption does not reach the terminal of ``amdd-kit series`` / ``make demo``."""
+    result = S.run_series(tmp_path / "r", notebooks=["02"], notebooks_folder=nb_dir, timeout=60)
+    assert result.ok, result.error
+    err = capfd.readouterr().err
+    assert "IPKernelApp" not in err and "WARNING" not in err, err[-500:]
