@@ -257,7 +257,7 @@ def write_series_times(run_dir: Path, seconds: dict[str, float], call_seconds: f
 #: Kernel arguments of every notebook the series runs: only the kernel's errors reach the
 #: terminal. ipykernel 7 otherwise prints a transport-encryption warning per kernel (the
 #: kernel listens on localhost, started by this process), seven times in ``make demo``.
-KERNEL_QUIET: list[str] = ["--IPKernelApp.log_level=ERROR"]
+KERNEL_QUIET: tuple[str, ...] = ("--IPKernelApp.log_level=ERROR",)
 
 
 def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "data/synthetic",
@@ -317,7 +317,7 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
                                     kernel_name=kernel_name, progress_bar=cell_bar,
                                     log_output=log_output, cwd=os.getcwd(),
                                     execution_timeout=timeout,
-                                    extra_arguments=KERNEL_QUIET)
+                                    extra_arguments=list(KERNEL_QUIET))
             except Exception as exc:  # papermill, nbclient (timeout, dead kernel), bad input
                 dt = time.time() - t0
                 result.seconds[src.name] = dt

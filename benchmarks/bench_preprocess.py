@@ -17,8 +17,8 @@ reading the metadata, the per-video work, moving results into the shards and pac
 One-off costs are paid in warm-ups first: imports (a 2-video run) and the 2-worker pool
 (kept warm with ``keep_pool=True``, as a run over a whole dataset amortises it; its start time
 is printed). Each figure is the fastest of ``--repeat`` runs (a run takes seconds, and a shared
-VM's speed varies by 20 % between them). On a machine shared with other jobs, or with fewer free cores than workers, the
-2-worker figure cannot scale: the core count is printed.
+VM's speed varies by 20 % between them). On a machine shared with other jobs, or with fewer free
+cores than workers, the 2-worker figure cannot scale: the core count is printed.
 """
 from __future__ import annotations
 
@@ -70,12 +70,13 @@ def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
          "encode": 0.0}
     for p in paths:
         t0 = time.perf_counter()
-        x, _ = dec.load_audio(p, cfg.sample_rate)
-        t1 = time.perf_counter()
-        with av.open(str(p)) as c:
-            _, est, _ = dec._video_info(c, c.streams.video[0])
-        starts = dec.plan_windows(est, 0.0, cfg)
-        frames, *_ = dec._pick_frames(p, dec._grid_targets(starts, cfg))
+        with av.open(str(p)) as c:  # as clips_from_video: one open, audio, rewind, video
+            _, est, v_start = dec._video_info(c, c.streams.video[0])
+            x, _ = dec._audio_of(c, p, cfg.sample_rate,
+                                 dec._audio_needed_until(est, v_start, cfg))
+            t1 = time.perf_counter()
+            starts = dec.plan_windows(est, 0.0, cfg)
+            frames, *_ = dec._pick_frames(p, dec._grid_targets(starts, cfg), c)
         t2 = time.perf_counter()
         track = faces.detect_faces(frames, every=cfg.detect_every,
                                    track=cfg.face_search == "track")

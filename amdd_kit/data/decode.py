@@ -296,24 +296,29 @@ def _video_info(container, vs) -> tuple[float, float | None, float]:
     return fps, dur, start
 
 
-def _pick_frames(path: Path, targets: np.ndarray, container=None, rewind: bool = True
+def _pick_frames(path: Path, targets: np.ndarray, container=None
                  ) -> tuple[list[np.ndarray], float, bool, float]:
     """Decode a video and take, for each target time (s, sorted), the nearest frame.
 
-    ``container``: an already open PyAV container of ``path`` (its audio may have been read
-    already: it is rewound to the start first, unless ``rewind=False``); default: open ``path``
-    (one open per file matters: probing an mp4 costs ~1.5 ms, 2% of a video's preprocessing). Returns ``(rgb frames, measured
+    ``container``: an already open PyAV container of ``path``, rewound to the start first (its
+    audio may have been read); default: open ``path``. One open per file matters: probing an
+    mp4 costs ~1.5 ms, 2% of a video's preprocessing. Returns ``(rgb frames, measured
     duration, covered, src_fps)``. ``covered`` is False when some targets lie past the end of
     the video (then ``duration`` is the true length).
     """
     if container is None:
         with _open(path) as c:
-            return _pick_frames(path, targets, c, rewind=False)
-    if rewind:
-        try:
-            container.seek(0)
-        except av.error.FFmpegError as e:
-            raise SkipVideo("corrupt", f"cannot rewind to the start: {e}") from None
+            return _nearest_frames(c, targets)
+    try:
+        container.seek(0)
+    except av.error.FFmpegError as e:
+        raise SkipVideo("corrupt", f"cannot rewind to the start: {e}") from None
+    return _nearest_frames(container, targets)
+
+
+def _nearest_frames(container, targets: np.ndarray
+                    ) -> tuple[list[np.ndarray], float, bool, float]:
+    """:func:`_pick_frames` on an open container, decoding from where it stands."""
     order = np.argsort(targets, kind="stable")
     picked: list[np.ndarray | None] = [None] * len(targets)
     if not container.streams.video:
@@ -444,8 +449,9 @@ def clips_from_video(video_path: str | Path, cfg: DataConfig,
                     _, duration, _, _ = _pick_frames(video_path, np.array([1e9]), c)
                 starts = plan_windows(duration, offset, cfg)
                 if len(starts) == 0:
-                    raise SkipVideo("too_short", f"{duration:.2f} s of video, offset "
-                                                 f"{offset:.2f} s, needs {cfg.window_seconds:.2f} s")
+                    raise SkipVideo("too_short",
+                                    f"{duration:.2f} s of video, offset {offset:.2f} s, "
+                                    f"needs {cfg.window_seconds:.2f} s")
                 frames, duration, _, src_fps = _pick_frames(video_path,
                                                             _grid_targets(starts, cfg), c)
 
