@@ -81,8 +81,8 @@ def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
         track = faces.detect_faces(frames, every=cfg.detect_every,
                                    track=cfg.face_search == "track")
         t3 = time.perf_counter()
-        crops = faces.crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin)
-        crops = np.ascontiguousarray(crops.transpose(0, 3, 1, 2))  # [N, 3, H, W], as stored
+        crops = faces.crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin,
+                                 cfg.crop_mode, channels_first=True)  # [N, 3, H, W], as stored
         t4 = time.perf_counter()
         dec.log_mel_windows(x, starts / cfg.fps, cfg)
         t5 = time.perf_counter()

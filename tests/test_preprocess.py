@@ -250,6 +250,11 @@ def test_native_crop_copies_pixels_and_keeps_a_checkerboard():
     sign = np.where((xx[:64, :64] + yy[:64, :64]) % 2 == 0, 1, -1)[..., None]
     energy = lambda c: abs(float((c.astype(float) * sign).mean()))
     assert energy(native[0]) > 4 and energy(resized[0]) < 0.5 * energy(native[0])
+    for b in (boxes, [[20.0, 60.0, 50.0]] * 2, [[-90.0, 0.0, 50.0]] * 2):  # inside, edge, out
+        for mode in ("native", "resize"):  # the store's channels-first layout: the same pixels
+            hwc = crop_faces([cb, cb[::-1]], np.array(b), 64, 0.25, mode)
+            chw = crop_faces([cb, cb[::-1]], np.array(b), 64, 0.25, mode, channels_first=True)
+            np.testing.assert_array_equal(chw, hwc.transpose(0, 3, 1, 2))
     big = np.array([[36.0, 36.0, 70.0]] * 2)                       # face larger than the crop
     assert crop_scale(big, 64, 0.25, "native") < 1.0
     with pytest.raises(ValueError, match="crop mode"):

@@ -464,9 +464,9 @@ def clips_from_video(video_path: str | Path, cfg: DataConfig,
     if scale < 1.0:
         log.info("%s: face crops shrunk by %.2f (face larger than %d px): detail finer than "
                  "%.1f px is averaged away", video_path, scale, cfg.image_size, 1 / scale)
-    crops = crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin, cfg.crop_mode)
-    K, T, s = len(starts), cfg.n_frames, cfg.image_size
-    crops = np.ascontiguousarray(crops.reshape(K, T, s, s, 3).transpose(0, 1, 4, 2, 3))
+    crops = crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin, cfg.crop_mode,
+                       channels_first=True)
+    crops = crops.reshape(len(starts), cfg.n_frames, *crops.shape[1:])  # [K, T, 3, H, W]
 
     # 4. audio windows
     starts_s = starts / cfg.fps
