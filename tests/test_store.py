@@ -339,7 +339,7 @@ def test_old_store_config_without_codec_fields_is_accepted(built, tmp_path):
 
 def test_codec_roundtrip_and_errors():
     from amdd_kit.config import get_config
-    from amdd_kit.data.codec import (check_codec, codec_label, decode_frames,
+    from amdd_kit.data.codec import (check_codec, codec_label, complete_jpeg, decode_frames,
                                      decode_frames_torch, encode_frames,
                                      encoded_bytes_per_frame, roundtrip)
     rng = np.random.default_rng(0)
@@ -363,11 +363,24 @@ def test_codec_roundtrip_and_errors():
     assert codec_label("jpeg", 85, "420") == "jpeg q85 4:2:0" and codec_label("png") == "png"
     enc = encode_frames(frames, "jpeg", 90)
     assert len(enc) == 4 and decode_frames(enc).shape == frames.shape
-    # optimised Huffman tables: fewer bytes than libjpeg's standard tables, the same pixels
-    std = [cv2.imencode(".jpg", np.ascontiguousarray(f[::-1].transpose(1, 2, 0)),
-                        [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
-    assert sum(map(len, enc)) < 0.97 * sum(map(len, std))
+    # stored as Motion-JPEG stores frames: without the shared JFIF and Huffman segments (~450
+    # bytes), close to optimised tables in size; complete_jpeg restores a standalone JPEG
+    bgr = [np.ascontiguousarray(f[::-1].transpose(1, 2, 0)) for f in frames]
+    std = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in bgr]
+    opt = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_OPTIMIZE, 1])
+           [1].tobytes() for f in bgr]
+    assert all(len(e) <= len(s) - 400 for e, s in zip(enc, std))
+    assert sum(map(len, enc)) < 1.1 * sum(map(len, opt))
+    assert all(b"\xff\xc4" not in e[:len(e) - len(s) + s.index(b"\xff\xda")]  # no DHT before SOS
+               for e, s in zip(enc, std))
+    assert [complete_jpeg(e) for e in enc] != std and all(  # same pixels as both, any decoder
+        cv2.imdecode(np.frombuffer(complete_jpeg(e), np.uint8), cv2.IMREAD_COLOR) is not None
+        for e in enc)
     np.testing.assert_array_equal(decode_frames(enc), decode_frames(std))
+    np.testing.assert_array_equal(decode_frames(enc), decode_frames(opt))
+    assert complete_jpeg(std[0]) == std[0] and complete_jpeg(b"\x89PNG") == b"\x89PNG"
+    with pytest.raises(ValueError, match="torn|JPEG"):
+        decode_frames([enc[0][:40]])                   # a header cut before its scan
     tv = decode_frames_torch(enc).numpy()
     assert np.abs(tv.astype(int) - decode_frames(enc).astype(int)).max() <= 2
     np.testing.assert_array_equal(decode_frames_torch(encode_frames(frames, "png")).numpy(),
