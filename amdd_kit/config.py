@@ -314,13 +314,15 @@ def paper() -> Config:
         # (traces.mouth_sharpness) is unchanged by either (0.266 vs real 0.455 at q90); the
         # blend seam is a luma + colour step feathered over ~3 px, above the 2-px colour
         # resolution of 4:2:0. Notebook 02 (4d) shows each trace before and after.
-        # detect_every=10 with the tracked search: the Haar detector was 35 % of a video's
-        # preprocessing at 5. Against a detection on every frame (standard corpus, 24 videos),
-        # the interpolated face centre is off by 1.9 / 1.6 px (x / y, mean) instead of
-        # 1.4 / 1.4 px: well inside the 224 px window around a ~145 px face.
+        # detect_every=16 with the tracked search (faces.TRACK_FACE_SIDE 32 px): the Haar
+        # detector was 35 % of a video's preprocessing at 5. Against a full-resolution
+        # detection on every frame (standard corpus, 40 videos), the interpolated face centre
+        # is off by 2.3 / 1.9 px (x / y, mean; 95th percentile 5.5 / 4.7) and the side by
+        # 3.5 px, for 9.9 ms per video; every 10th frame at 40 px: 1.7 / 1.4 px, side 5.3 px,
+        # 13.8 ms. Either is well inside the 224 px window around a ~145 px face.
         data=DataConfig(n_frames=16, frame_stride=1, image_size=224, n_mels=80,
                         clips_per_video=4, frame_codec="jpeg", jpeg_quality=90,
-                        jpeg_chroma="420", face_search="track", detect_every=10),
+                        jpeg_chroma="420", face_search="track", detect_every=16),
         model=ModelConfig(visual_backbone="resnet50", visual_stem="resnet", train_frames=0,
                           audio_backbone="resnet18",
                           pretrained=True, d_model=512, n_heads=8, n_temporal_layers=2,

@@ -28,7 +28,7 @@ import numpy as np
 Detector = Callable[[np.ndarray], "tuple[int, int, int, int] | None"]
 
 _DETECT_SIDE = 128  # frames are shrunk to at most this short side before detection (speed)
-TRACK_FACE_SIDE = 40  # tracking: the search window is shrunk so the face is about this many px
+TRACK_FACE_SIDE = 32  # tracking: the search window is shrunk so the face is about this many px
 HAAR_MIN_WEIGHT = 1.0  # cascade confidence below which a hit is ignored (real faces score 3-7)
 
 
