@@ -304,9 +304,10 @@ def paper() -> Config:
     return Config(
         name="paper",
         # frame_codec: JPEG q90 4:2:0. benchmarks/bench_store.py on the standard synthetic corpus
-        # (16 identities, 40 videos): 10.4 kB per 224 px frame, a projected 15.3 GB for
-        # FakeAVCeleb's 21,566 videos at 4 clips each (raw 209 GB, PNG 73 GB). q85 would be
-        # ~20 % smaller (12.8 GB) but JPEG quantisation zeroes weak high frequencies first: the
+        # (16 identities, 40 videos): 10.0 kB per 224 px frame (stored without the shared
+        # Huffman tables, see data/codec.py), a projected 14.7 GB for FakeAVCeleb's 21,566
+        # videos at 4 clips each (raw 209 GB, PNG 73 GB). q85 would be about 20 % smaller,
+        # but JPEG quantisation zeroes weak high frequencies first: the
         # demodulated checkerboard amplitude of fsgan-wav2lip crops (median, every 4th frame)
         # is 3.33 raw, 3.38 at q90 and 2.29 at q85 (real 0.07), and a +-6 level checkerboard
         # keeps under 70 % of its amplitude at q85 (tests/test_store.py). Real FSGAN traces are
