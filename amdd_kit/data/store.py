@@ -265,7 +265,9 @@ class EncodedFrames:
         return self._maps[s]
 
     def encoded(self, i: int) -> list[memoryview]:
-        """The ``T`` encoded frames of clip ``i`` (zero-copy views of the shard)."""
+        """The ``T`` encoded frames of clip ``i`` (zero-copy views of the shard). JPEG frames
+        are stored without the Huffman tables they all share:
+        :func:`~amdd_kit.data.codec.complete_jpeg` makes a standalone ``.jpg`` of one."""
         return [memoryview(self._shard(int(s))[o:o + n]) for s, o, n in self.index[i]]
 
     def clip(self, i: int) -> np.ndarray:
