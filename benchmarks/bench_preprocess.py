@@ -172,7 +172,8 @@ def main() -> None:
     pp1 = clips / results[1].seconds
     pp2 = results[2].clips / results[2].seconds
     r1, r2, scale = pp1 / rate1, pp2 / rate2, pp2 / pp1
-    print(f"2 workers / 1 worker: {scale:.2f}x (goal >= 1.8: {'met' if scale >= 1.8 else 'NOT met'})")
+    print(f"2 workers / 1 worker: {scale:.2f}x "
+          f"(goal >= 1.8: {'met' if scale >= 1.8 else 'NOT met'})")
     print(f"ratio preprocess/decode on the same cores: 1 worker / 1 process {r1:.2f}, 2 workers / "
           f"2 processes {r2:.2f} (goal >= 0.5: {'met' if max(r1, r2) >= 0.5 else 'NOT met'}); "
           f"earlier waves' figure, 2 workers / 1 process: {pp2 / rate1:.2f}")
@@ -186,7 +187,8 @@ def main() -> None:
     print(json.dumps({"clips_per_s_1w": round(pp1, 2), "clips_per_s_2w": round(pp2, 2),
                       "decode_clips_per_s_1p": round(rate1, 2),
                       "decode_clips_per_s_2p": round(rate2, 2),
-                      "decode_s_1thread": round(one["1"], 3), "decode_s_auto": round(one["AUTO"], 3),
+                      "decode_s_1thread": round(one["1"], 3),
+                      "decode_s_auto": round(one["AUTO"], 3),
                       "ratio_1w": round(r1, 3), "ratio_2w": round(r2, 3),
                       "ratio_2w_vs_1p": round(pp2 / rate1, 3), "ratio_ceiling": round(ceiling, 3),
                       "scaling_2w": round(scale, 3),

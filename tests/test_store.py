@@ -339,7 +339,7 @@ def test_old_store_config_without_codec_fields_is_accepted(built, tmp_path):
 
 def test_codec_roundtrip_and_errors():
     from amdd_kit.config import get_config
-    from amdd_kit.data.codec import (check_codec, codec_label, complete_jpeg, decode_frames,
+    from amdd_kit.data.codec import (CHROMA, check_codec, codec_label, complete_jpeg, decode_frames,
                                      decode_frames_torch, encode_frames,
                                      encoded_bytes_per_frame, roundtrip)
     rng = np.random.default_rng(0)
@@ -379,6 +379,12 @@ def test_codec_roundtrip_and_errors():
     np.testing.assert_array_equal(decode_frames(enc), decode_frames(std))
     np.testing.assert_array_equal(decode_frames(enc), decode_frames(opt))
     assert complete_jpeg(std[0]) == std[0] and complete_jpeg(b"\x89PNG") == b"\x89PNG"
+    for q, c in ((20, "444"), (98, "420")):  # the shared segments do not depend on the settings
+        e = encode_frames(frames[:1], "jpeg", q, c)[0]
+        assert len(e) < len(complete_jpeg(e)) - 400
+        full = cv2.imencode(".jpg", bgr[0], [cv2.IMWRITE_JPEG_QUALITY, q,
+                                             cv2.IMWRITE_JPEG_SAMPLING_FACTOR, CHROMA[c]])[1]
+        np.testing.assert_array_equal(decode_frames([e]), decode_frames([full.tobytes()]))
     with pytest.raises(ValueError, match="torn|JPEG"):
         decode_frames([enc[0][:40]])                   # a header cut before its scan
     tv = decode_frames_torch(enc).numpy()

@@ -10,8 +10,9 @@ JPEG frames are stored the way Motion-JPEG stores them: libjpeg's standard Huffm
 (JPEG Annex K) and the JFIF header are the same for every frame, so :func:`encode_frame` leaves
 them out (about 450 of the ~600 header bytes of a 224 px crop) and :func:`complete_jpeg` puts
 them back before decoding. The quantisation tables stay in every frame, so a frame still says
-its own quality. This is as small as optimised Huffman tables (``IMWRITE_JPEG_OPTIMIZE``, a
-second pass that halves the encoding speed) and decodes to the same pixels as both.
+its own quality. On 224 px crops at q90 4:2:0 this is 2.5 % more bytes than optimised Huffman
+tables (``IMWRITE_JPEG_OPTIMIZE``, a second pass over the data) at half the encoding time
+(0.16 against 0.28 ms a frame), and the decoded pixels are the same.
 
 Decoding:
 
@@ -109,7 +110,8 @@ def complete_jpeg(buf: bytes | memoryview | np.ndarray) -> bytes:
 
 def encode_frame(frame_chw: np.ndarray, codec: str, quality: int = 90,
                  chroma: str = "420") -> bytes:
-    """One RGB frame uint8 ``[3, H, W]`` -> encoded bytes (``png`` or ``jpeg``)."""
+    """One RGB frame uint8 ``[3, H, W]`` -> encoded bytes (``png``, or ``jpeg`` without the
+    shared tables: :func:`complete_jpeg` makes a standalone JPEG of it)."""
     check_codec(codec, quality, chroma)
     if codec == "raw":
         raise ValueError("the raw codec stores arrays, not encoded frames")

@@ -249,7 +249,7 @@ def crop_faces(frames_rgb: np.ndarray | list[np.ndarray], boxes: np.ndarray, siz
     Returns uint8 ``[N, size, size, 3]``, or ``[N, 3, size, size]`` with ``channels_first``
     (the clip store's layout). The channels-first crops are written straight into one array:
     native windows plane by plane (``cv2.split``), without the per-frame canvas and the strided
-    HWC -> CHW copy, which cost as much as the JPEG encode of the crops. Same pixels either way.
+    HWC -> CHW copy (about 4 ms of a paper-config video's preprocessing). Same pixels either way.
     """
     scale = crop_scale(boxes, size, margin, mode)
     if not channels_first:
