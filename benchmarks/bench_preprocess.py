@@ -8,7 +8,7 @@ and audio frame, no conversion) on the same number of cores, and the ratios agai
 
 The decode baseline is the fastest pure decode of each core count: one process with one
 decoding thread or with PyAV's frame threading (``thread_type="AUTO"``), whichever is faster
-(on 224 px videos one thread is: frame threading costs more than it gains), and two processes
+(on the 224 px synthetic videos they are about equal, or one thread wins), and two processes
 of one thread each for the 2-worker figure. Earlier versions compared 2 workers against one
 decoding process; that figure is printed too, labelled, for comparison.
 
@@ -75,7 +75,6 @@ def decode_two_processes(paths: list[Path], pool) -> float:
 def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
     """Milliseconds per video spent in each stage of ``clips_from_video`` (one thread)."""
     import cv2
-    import numpy as np
     import torch
 
     from amdd_kit.data import decode as dec
