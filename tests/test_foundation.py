@@ -128,6 +128,11 @@ def test_series_notebooks_exist_in_order():
 def test_notebook_hygiene(nb):
     data = json.loads(nb.read_text())
     cells = data["cells"]
+    # nbformat 4.5 with a unique id per cell: without ids every read warns
+    # (MissingIDFieldWarning, a hard error in future nbformat versions)
+    assert (data["nbformat"], data["nbformat_minor"]) >= (4, 5), "save as nbformat 4.5"
+    ids = [c.get("id") for c in cells]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell needs its own id"
     params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     for c in cells:
