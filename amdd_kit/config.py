@@ -197,6 +197,9 @@ class TrainConfig:
     spec_time_mask: int = 8    # max SpecAugment time-mask width (mel frames)
     spec_freq_mask: int = 8    # max SpecAugment frequency-mask height (mel bins)
     lr_find: bool = False
+    # BatchNorm statistics recomputed from this many training batches before each validation
+    # (train.PreciseBN; 0: off, the running averages of training as they are)
+    precise_bn_batches: int = 8
     threads: int = 0           # torch CPU threads; 0 = leave torch's default
 
 

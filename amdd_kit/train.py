@@ -24,11 +24,13 @@ import torch
 import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and lr_find)
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import CSVLogger
-from fastai.callback.tracker import SaveModelCallback, TerminateOnNaNCallback
+from fastai.callback.tracker import (SaveModelCallback, TerminateOnNaNCallback,
+                                     TrackerCallback)
 from fastai.learner import Learner
 from fastai.distributed import teardown_distrib
 from fastai.optimizer import Adam
 from fastai.torch_core import maybe_gather, rank_distrib, set_seed
+from fastcore.basics import noop
 
 from .config import Config
 from .distributed import ddp_kwargs, is_main, per_process_batch, process_device, world_size
@@ -36,7 +38,7 @@ from .inference import embed_store
 from .jsonio import write_json
 from .loaders import make_dataloaders
 from .metrics import fastai_metrics, summarise
-from .precision import CPUBFloat16, cpu_bf16_active
+from .precision import CPUBFloat16, autocast_for, cpu_bf16_active
 
 
 class LossComponents(Callback):
@@ -89,6 +91,107 @@ class TerminateOnNaN(TerminateOnNaNCallback):
             raise
 
 
+class PreciseBN(Callback):
+    """Recompute every BatchNorm layer's population statistics before each validation.
+
+    In training a BatchNorm layer normalises with the batch's own statistics and keeps a running
+    average (momentum 0.1) for evaluation. While the weights move fast (the one-cycle peak), that
+    average mixes statistics of weights several steps old and no longer matches the current
+    network: on the tiny store the validation balanced accuracy fell to 0.50 in mid-training,
+    while the same weights with recomputed statistics scored 0.99. Here the statistics are
+    recomputed with the weights frozen (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm",
+    PreciseBN): ``n_batches`` training batches run forward in training mode, without gradients,
+    and each layer keeps the plain average over them (``momentum=None``). Training itself is
+    unchanged; evaluation, the saved weights and every later prediction use the recomputed
+    statistics.
+
+    Costs about ``n_batches`` forward passes per epoch (a forward is about a third of a training
+    step). Runs inside ``fit`` only (not in ``get_preds`` or ``lr_find``).
+    """
+
+    order = 65  # after fastai's LRFinder (60), which cancels validation while it runs
+
+    def __init__(self, n_batches: int = 8, autocast=nullcontext):
+        self.n_batches, self.autocast = n_batches, autocast
+
+    def before_fit(self):
+        self.bns = [m for m in self.learn.model.modules()
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                    and m.track_running_stats]
+        self.active = bool(self.bns) and self.n_batches > 0
+
+    def after_fit(self):
+        self.active = False
+
+    def before_validate(self):
+        if not getattr(self, "active", False):
+            return
+        momenta = [bn.momentum for bn in self.bns]
+        for bn in self.bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average over the batches below
+        model, n_inp = self.learn.model, self.dls.n_inp
+        model.train()
+        with torch.no_grad():
+            for i, batch in enumerate(self.dls.train):
+                if i >= self.n_batches:
+                    break
+                with self.autocast():   # the arithmetic of training (bf16 / fp16 autocast)
+                    model(*batch[:n_inp])
+        for bn, m in zip(self.bns, momenta):
+            bn.momentum = m
+        model.eval()
+
+
+class KeepBest(SaveModelCallback):
+    """fastai's ``SaveModelCallback`` on the validation loss, without its "Better model found"
+    line per epoch: the epoch it keeps (and loads back at the end) is ``learn.best_epoch``."""
+
+    def __init__(self):
+        super().__init__(monitor="valid_loss", fname="best")
+
+    def before_fit(self):
+        super().before_fit()
+        self.learn.best_epoch = None
+
+    def after_epoch(self):
+        TrackerCallback.after_epoch(self)   # updates self.best / self.new_best
+        if self.new_best:
+            self.learn.best_epoch = self.epoch
+            self._save(self.fname)
+
+
+def epoch_table(learn: Learner) -> pd.DataFrame:
+    """The epochs of the last ``fit`` as one table: ``train_loss``, ``valid_loss``, the metrics
+    (``bal_acc``, ``auc``, ``attr_acc`` on the validation clips) and ``time`` per epoch, the
+    kept epoch marked in ``kept``. What fastai's progress bar shows, for output without one."""
+    rec = learn.recorder
+    names = [n for n in rec.metric_names if n != "epoch"]
+    df = pd.DataFrame([list(v) for v in rec.values], columns=names[:len(rec.values[0])]
+                      if rec.values else names)
+    df.index.name = "epoch"
+    df["kept"] = ["*" if i == getattr(learn, "best_epoch", None) else "" for i in df.index]
+    return df
+
+
+def history_line(learn: Learner, metric: str = "bal_acc") -> str:
+    """One line for a training: validation ``metric`` per epoch and the kept epoch."""
+    df = epoch_table(learn)
+    vals = " ".join(f"{v:.2f}" for v in df[metric]) if metric in df.columns else "-"
+    return f"valid {metric} by epoch: {vals} (kept epoch {getattr(learn, 'best_epoch', None)})"
+
+
+def lr_find(learn: Learner, **kwargs):
+    """fastai's ``learn.lr_find(**kwargs)``, with the run's ``history.csv`` logger removed while
+    it runs: the finder trains for a few batches through the Learner's callbacks and would
+    overwrite the history of the run with its own two lines. The model and the optimiser are
+    restored by fastai afterwards; :func:`fit` reseeds, so the training that follows is the
+    same with or without this call."""
+    loggers = [cb for cb in learn.cbs if isinstance(cb, CSVLogger)]
+    with learn.removed_cbs(loggers):
+        return learn.lr_find(**kwargs)
+
+
 def class_balanced_alpha(labels: np.ndarray) -> float:
     """Focal-loss alpha for the fake class: the share of real clips in the training split,
     so that each class contributes equally (Lin et al. 2017's alpha, class-balanced)."""
@@ -116,7 +219,8 @@ def build_learner(store, cfg: Config, split, run_dir: Path, device=None) -> Lear
         opt_func=partial(Adam, decouple_wd=True),  # AdamW
         wd=cfg.train.weight_decay, metrics=fastai_metrics(),
         path=run_dir, model_dir="checkpoints",
-        cbs=[LossComponents(), TerminateOnNaN()]
+        cbs=[LossComponents(), TerminateOnNaN(),
+             PreciseBN(cfg.train.precise_bn_batches, partial(autocast_for, cfg, dls.device))]
         + ([CSVLogger(fname="history.csv")] if is_main() else []),
     )
     if dls.device.type == "cuda" and cfg.train.fp16:
@@ -153,7 +257,9 @@ def prepare_run(store, cfg: Config, run_dir: str | Path) -> np.ndarray:
 
 
 def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
-    """``fit_one_cycle`` for ``cfg.train.epochs``, keeping the best epoch by validation loss.
+    """``fit_one_cycle`` for ``cfg.train.epochs``, keeping the best epoch by validation loss
+    (``learn.best_epoch``; :func:`epoch_table` shows every epoch). Without ``progress``
+    nothing is printed.
 
     The random draws of training restart from ``cfg.train.seed`` here, so cells run between
     :func:`build_learner` and this call (``lr_find``, ``one_batch``) do not change the model.
@@ -167,6 +273,9 @@ def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
     """
     start = time.time()
     cuda = learn.dls.device.type == "cuda"
+    logger = learn.logger
+    if not progress:   # no bar: fastai's Recorder would print every epoch as a raw list
+        learn.logger = noop
     try:
         with learn.distrib_ctx(sync_bn=cuda, cpu=not cuda, kwargs_handlers=ddp_kwargs(cfg)), \
                 (nullcontext() if progress else learn.no_bar()):
@@ -177,11 +286,12 @@ def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
             set_seed(cfg.train.seed + rank_distrib(), reproducible=True)
             for dl in learn.dls.loaders:  # fastai's loaders shuffle with their own Random
                 dl.rng = random.Random(random.randint(0, 2**32 - 1))
-            learn.fit_one_cycle(cfg.train.epochs, cfg.train.lr,
-                                cbs=SaveModelCallback(monitor="valid_loss", fname="best"))
+            learn.fit_one_cycle(cfg.train.epochs, cfg.train.lr, cbs=KeepBest())
     except FileNotFoundError:  # diverged in the first epoch: no best checkpoint to load back
         if not getattr(learn, "nan_message", None):
             raise
+    finally:
+        learn.logger = logger
     if getattr(learn, "nan_message", None):
         raise RuntimeError(learn.nan_message)
     return time.time() - start
@@ -229,7 +339,7 @@ def train(store, cfg: Config, run_dir: str | Path, device=None, progress: bool =
             print("train.lr_find is skipped on several processes: run it on one")
     elif cfg.train.lr_find:
         with (nullcontext() if progress else learn.no_bar()):
-            learn.lr_find(show_plot=False)
+            lr_find(learn, show_plot=False)
     seconds = fit(learn, cfg, progress=progress)
     if is_main():
         finish_run(learn, store, cfg, split, run_dir, train_seconds=seconds)

@@ -170,7 +170,7 @@ def test_draws_between_building_and_fitting_do_not_change_the_model(store, tmp_p
     """``fit`` restarts the training draws from the seed: random numbers used after the
     learner is built (a notebook's ``one_batch``, ``lr_find``) leave the trained weights as
     they are, so notebook 03 and ``amdd-kit train`` train the same model."""
-    from amdd_kit.train import build_learner, fit, prepare_run
+    from amdd_kit.train import build_learner, fit, lr_find, prepare_run
 
     def trained(consume: bool) -> dict:
         cfg = small_config(**{"train.epochs": 2})
@@ -181,6 +181,8 @@ def test_draws_between_building_and_fitting_do_not_change_the_model(store, tmp_p
             learn.dls.one_batch()
             torch.rand(1000)
             np.random.rand(1000)
+            with learn.no_bar():
+                lr_find(learn, num_it=6, show_plot=False)
         fit(learn, cfg, progress=False)
         return {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
 
@@ -188,3 +190,50 @@ def test_draws_between_building_and_fitting_do_not_change_the_model(store, tmp_p
     assert all(torch.equal(a[k], b[k]) for k in a)
     init = small_config()
     assert init.train.seed == 42  # the draws restart from the config's seed, not a fixed one
+
+
+def test_lr_find_leaves_the_run_history_as_it_was(store, tmp_path, one_thread):
+    """fastai's finder trains through the Learner's callbacks: without care its CSVLogger
+    overwrites ``history.csv`` with the finder's few batches."""
+    from amdd_kit.train import build_learner, fit, lr_find, prepare_run
+    cfg = small_config(**{"train.epochs": 2})
+    split = prepare_run(store, cfg, tmp_path)
+    learn = build_learner(store, cfg, split, tmp_path)
+    fit(learn, cfg, progress=False)
+    before = (tmp_path / "history.csv").read_text()
+    assert len(before.splitlines()) == 3                 # header + 2 epochs
+    with learn.no_bar():
+        lr_find(learn, num_it=6, show_plot=False)
+    assert (tmp_path / "history.csv").read_text() == before
+    assert any(type(cb).__name__ == "CSVLogger" for cb in learn.cbs)  # put back for later fits
+
+
+def test_precise_bn_recomputes_the_statistics_of_the_final_weights(store, tmp_path, one_thread):
+    """After ``fit`` every BatchNorm layer holds the plain average of training-batch statistics
+    computed with the final weights (PreciseBN), not a running average over older weights."""
+    from amdd_kit.train import build_learner, fit, prepare_run
+    cfg = small_config(**{"train.epochs": 2, "train.precise_bn_batches": 4,
+                          "train.augment": False, "model.train_frames": 0})
+    split = prepare_run(store, cfg, tmp_path)
+    learn = build_learner(store, cfg, split, tmp_path)
+    fit(learn, cfg, progress=False)
+    bn = learn.model.visual.trunk.conv1.norm          # the Haar stem's BatchNorm: fixed inputs
+    kept = bn.running_mean.clone()
+    model = learn.model.train()
+    feats = []
+    with torch.no_grad():
+        for i, (frames, mel, *_) in enumerate(learn.dls.train):
+            if i >= 4:
+                break
+            x = frames.reshape(-1, *frames.shape[2:])
+            feats.append(model.visual.trunk.conv1.features(x).mean(dim=(0, 2, 3)))
+    assert all(b.momentum == 0.1 for b in model.modules()
+               if isinstance(b, torch.nn.BatchNorm2d))          # restored after recomputing
+    # the stem's inputs do not depend on the weights: its population mean is their plain mean
+    assert torch.allclose(kept, torch.stack(feats).mean(0), atol=1e-4)
+    off = small_config(**{"train.epochs": 2, "train.precise_bn_batches": 0,
+                          "train.augment": False, "model.train_frames": 0})
+    learn0 = build_learner(store, off, prepare_run(store, off, tmp_path / "off"), tmp_path / "off")
+    fit(learn0, off, progress=False)
+    assert not torch.allclose(learn0.model.visual.trunk.conv1.norm.running_mean,
+                              torch.stack(feats).mean(0), atol=1e-4)
