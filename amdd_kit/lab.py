@@ -324,7 +324,10 @@ def grader(notebook: str):
             return otter.Notebook(cand)
     if len(here) == 1:
         return otter.Notebook(here[0].name)
-    return otter.Notebook(notebook)   # grading mode needs no file; a check names the problem
+    raise FileNotFoundError(
+        f"the checks live in this notebook's file, and {notebook!r} is not in {Path.cwd()} "
+        f"(found {[p.name for p in here]}): open the notebook in JupyterLab, or run it from its "
+        f"own folder under the name {notebook!r}")
 
 
 #: The rows :func:`messy_fakeavceleb` adds to a copy of ``meta_data.csv``: what each breaks.
