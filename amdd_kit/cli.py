@@ -156,7 +156,11 @@ def cmd_export(a: argparse.Namespace) -> int:
 def cmd_lab(a: argparse.Namespace) -> int:
     from . import lab
     if a.step == "build":
-        built = lab.build(a.out, notebooks=a.notebooks or None, run_tests=a.run_tests)
+        try:
+            built = lab.build(a.out, notebooks=a.notebooks or None, run_tests=a.run_tests)
+        except RuntimeError as e:
+            print(f"amdd-kit: lab build: {e}", file=sys.stderr)
+            return 1
         print(built.table().to_string(index=False))
         print(f"hand out {built.out / 'student'}/*.ipynb; grade with `amdd-kit lab grade "
               f"SUBMISSIONS --build {built.out}`")

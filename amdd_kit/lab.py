@@ -131,9 +131,15 @@ def build(out: str | Path | None = None, notebooks: Sequence[str] | None = None,
     for master in exercise_notebooks(folder, notebooks):
         work = Path(tempfile.mkdtemp(prefix=f"amdd-lab-{master.stem}-"))
         try:
-            with _quiet(quiet):
-                otter_assign(str(master), str(work / "dist"), no_run_tests=not run_tests,
-                             no_pdfs=True)
+            try:
+                with _quiet(quiet):
+                    otter_assign(str(master), str(work / "dist"), no_run_tests=not run_tests,
+                                 no_pdfs=True)
+            except RuntimeError as e:        # run_tests: otter lists every check's result
+                failed = [ln.strip() for ln in str(e).splitlines()
+                          if ln.strip().endswith("result:") or "Error" in ln]
+                raise RuntimeError(f"{master.name}: the solutions fail their checks: "
+                                   f"{'; '.join(failed) or str(e)}") from e
             dist = work / "dist"
             zips = sorted((dist / "autograder").glob("*.zip"))
             if len(zips) != 1:
