@@ -18,8 +18,8 @@ Three steps, each one call (or one ``amdd-kit lab`` command):
   a row per submission, its score, and the points of every task.
 
 In an exercise notebook, :func:`grader` makes otter's ``grader`` (it finds the notebook even when
-a student renamed it), and :func:`messy_fakeavceleb` writes the damaged dataset copy exercise 01
-asks about.
+a student renamed it); :func:`messy_fakeavceleb` writes the damaged dataset copy exercise 01 asks
+about, and :func:`silence_tables` the leading silences exercise 06 works on.
 """
 from __future__ import annotations
 
@@ -192,9 +192,9 @@ def _prepared(src: Path, dst: Path, kernel: str, params: Mapping[str, Any] | Non
 
 
 def _otter_run(notebook: Path, autograder: Path, timeout: float, env: Mapping[str, str]):
-    """``otter run`` on one notebook in its own process group (killed whole after
-    ``timeout`` s, its kernel too) -> otter's ``GradingResults`` (``-p`` pickles them into the
-    working folder)."""
+    """``otter run`` on one notebook -> otter's ``GradingResults`` (``-p`` pickles them into
+    the working folder). After ``timeout`` s its process group is killed; the kernel, which
+    jupyter_client starts in a session of its own, exits with its parent (``JPY_PARENT_PID``)."""
     import signal
     import subprocess
     import sys
