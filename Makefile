@@ -54,3 +54,18 @@ test-fast: setup
 
 clean-runs:
 	rm -rf runs/demo
+
+# the course lab (README "For instructors"); no set-up step: run `make setup` (or `make demo`) first
+#   make lab                              student / instructor / autograder versions in $(LAB)
+#   make lab-grade SUBMISSIONS=DIR        grade DIR/**/*.ipynb on $(RUN) and $(DATA) -> DIR/grades.csv
+LAB ?= build/lab
+SUBMISSIONS ?= submissions
+.PHONY: lab lab-grade
+
+lab:
+	@test -x $(VENV)/bin/amdd-kit || { echo "amdd-kit: $(VENV) is not set up: run 'make setup' first" >&2; exit 2; }
+	$(VENV)/bin/amdd-kit lab build --out $(LAB)
+
+lab-grade:
+	@test -x $(VENV)/bin/amdd-kit || { echo "amdd-kit: $(VENV) is not set up: run 'make setup' first" >&2; exit 2; }
+	$(VENV)/bin/amdd-kit lab grade $(SUBMISSIONS) --build $(LAB) -p run_dir $(RUN) -p data_dir $(DATA)

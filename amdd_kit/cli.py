@@ -153,6 +153,32 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(a: argparse.Namespace) -> int:
+    from . import lab
+    if a.step == "build":
+        try:
+            built = lab.build(a.out, notebooks=a.notebooks or None, run_tests=a.run_tests)
+        except RuntimeError as e:
+            print(f"amdd-kit: lab build: {e}", file=sys.stderr)
+            return 1
+        print(built.table().to_string(index=False))
+        print(f"hand out {built.out / 'student'}/*.ipynb; grade with `amdd-kit lab grade "
+              f"SUBMISSIONS --build {built.out}`")
+        return 0
+    if a.step == "grade":
+        params = {name: _yaml_value(value) for name, value in a.p or ()}
+        out = Path(a.out) if a.out else None
+        table = lab.grade(a.submissions, build_dir=a.build, out=out, params=params,
+                          kernel=a.kernel, timeout=a.timeout, jobs=a.jobs)
+        print(table.drop(columns="error").to_string(index=False))
+        for r in table[table["error"] != ""].itertuples():
+            print(f"not graded: {r.submission}: {r.error}", file=sys.stderr)
+        sub = Path(a.submissions)
+        print(f"grade table: {out or (sub.parent if sub.is_file() else sub) / 'grades.csv'}")
+        return 0
+    raise UsageError("amdd-kit lab needs a step: build or grade (amdd-kit lab --help)")
+
+
 def _yaml_value(text: str) -> Any:
     """Parse a -p value the way papermill's CLI does (numbers, booleans, lists stay typed)."""
     import yaml
@@ -238,6 +264,29 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="run history, comparison and an HTML report")
     s.add_argument("--runs", required=True, help="folder that holds the runs and index.csv")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("lab", help="course lab: build the exercise notebooks (otter-grader), "
+                                   "grade submitted ones")
+    steps = s.add_subparsers(dest="step", metavar="STEP")
+    b = steps.add_parser("build", help="student, instructor and autograder versions of "
+                                       "notebooks/exercises/*.ipynb")
+    b.add_argument("--out", default=None, help="build folder (default build/lab)")
+    b.add_argument("--notebooks", nargs="*", help="only these exercises (numbers or names)")
+    b.add_argument("--run-tests", action="store_true",
+                   help="let otter run every solution against its checks (needs the demo run)")
+    g = steps.add_parser("grade", help="grade a folder of submitted notebooks (no Docker) into "
+                                       "a grade table")
+    g.add_argument("submissions", help="folder of submitted .ipynb files (or one notebook)")
+    g.add_argument("--build", default=None, help="the build folder (default build/lab)")
+    g.add_argument("--out", default=None, help="grade table CSV (default SUBMISSIONS/grades.csv)")
+    g.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="notebook parameter set in every submission, e.g. -p run_dir runs/demo")
+    g.add_argument("--kernel", default=None, help="Jupyter kernel (default: as amdd-kit series)")
+    g.add_argument("--timeout", type=float, default=900.0,
+                   help="seconds one submission may run before it is stopped (default 900)")
+    g.add_argument("--jobs", type=int, default=1,
+                   help="submissions graded at the same time (about one CPU core each)")
+    s.set_defaults(func=cmd_lab)
 
     s = sub.add_parser("export", help="an executed notebook as an offline HTML page (code hidden)")
     s.add_argument("notebook", help="executed notebook, e.g. RUN/notebooks/07_retraining_report.ipynb")

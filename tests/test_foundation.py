@@ -14,7 +14,8 @@ import pytest
 from amdd_kit.config import Config, get_config
 
 REPO = Path(__file__).resolve().parents[1]
-CLI_COMMANDS = ("make-data", "preprocess", "train", "evaluate", "predict", "series", "report")
+CLI_COMMANDS = ("make-data", "preprocess", "train", "evaluate", "predict", "series", "report",
+                "lab")
 
 
 def _req_name(req: str) -> str:
