@@ -24,14 +24,18 @@ measures, per row, on the test identities:
 * ``fake_recall_<set>`` and ``fake_recall_heldout`` -- the share of fakes called fake on each
   held-out store (generators never seen in training) and their mean.
 
-Uncertainty: test clips come in groups (about 16 per identity from about 5 test identities),
-so a binomial standard error over clips is far too optimistic. :func:`bootstrap_rows`
-resamples **test identities** with replacement (the same resample for every row: the rows share
-the split, so the comparison is paired) and recomputes every metric; :func:`paper_claims` calls a
-difference real only when its 95 % bootstrap interval excludes 0, and says "contradicted" when
-the interval lies on the other side: each verdict can come out either way.
+Uncertainty has two sources. Training is random (initial weights, batch order, augmentation,
+dropout all follow ``train.seed``), so ``seeds=[...]`` trains every row once per seed, the same
+seeds for every row. And test clips come in groups (about 16 per identity from a handful of test
+identities), so a binomial standard error over clips is far too optimistic.
+:func:`bootstrap_rows` resamples the **training seeds and the test identities** together (the
+same draw for every row: the rows share seeds and split, so the comparison is paired) and
+recomputes every metric; :func:`paper_claims` calls a difference real only when its 95 %
+bootstrap interval excludes 0, and says "contradicted" when the interval lies on the other side:
+each verdict can come out either way.
 
-Results go to ``out_dir/ablation.csv``, ``out_dir/ablation.json`` and the bootstrap draws to
+Results go to ``out_dir/ablation.csv``, ``out_dir/ablation.json`` (means over the seeds),
+``out_dir/ablation_seeds.csv`` (every row and seed) and the bootstrap draws to
 ``out_dir/bootstrap.json``. The run is resumable: a row
 whose run dir already holds ``metrics.json`` and a ``config.json`` equal to the row's config is
 read, not retrained. :func:`amdd_kit.claims.paper_claims` (re-exported here) turns the table into
@@ -42,6 +46,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -91,16 +97,17 @@ BOOT_METRICS: tuple[str, ...] = ("balanced_accuracy", "attribution_accuracy", "p
                                  "silhouette", "trace_probe_visual", "trace_probe_audio",
                                  "attribution_majority")
 BOOT_FILE = "bootstrap.json"
+SEEDS_FILE = "ablation_seeds.csv"     # one line per (row, training seed): the per-seed values
 SCORED_FILE = "scored_test.parquet"   # per-row per-clip scores the bootstrap resamples
 
 ROW_FILE = "ablation_row.json"         # per-row cache of the derived metrics
-ROW_VERSION = 3                        # bump when row_metrics gains columns (invalidates caches)
+ROW_VERSION = 4                        # bump when row_metrics gains columns (invalidates caches)
 TRAIN_EMBEDDINGS = "embeddings_train.parquet"  # per-row cache of the train-split embeddings
 
 __all__ = ["ABLATIONS", "DESCRIPTIONS", "METRIC_COLUMNS", "BOOT_METRICS", "ablation_config",
            "run_is_current", "attribution_from_embeddings", "probe_predictions", "scored_clips",
            "embedding_scores", "row_metrics", "bootstrap_rows", "run_ablations", "load_table",
-           "load_bootstrap", "paper_claims"]
+           "load_bootstrap", "seed_table", "row_runs", "paper_claims"]
 
 
 # -- configs ------------------------------------------------------------------------------------
@@ -253,23 +260,44 @@ def sample_metrics(sc: pd.DataFrame) -> dict[str, float]:
 
 def bootstrap_rows(scored: Mapping[str, pd.DataFrame], n_boot: int = 200, seed: int = 0
                    ) -> dict[str, dict[str, list[float]]]:
-    """Paired bootstrap over test identities: ``{row: {metric: [n_boot values]}}``.
+    """Paired hierarchical bootstrap over training seeds and test identities:
+    ``{row: {metric: [n_boot values]}}``.
 
-    Each draw samples the test identities with replacement (one draw shared by every row, so
-    differences between rows are paired) and recomputes :func:`sample_metrics` on the clips of
-    the drawn identities. Rows must have been scored on the same identities.
+    ``scored[row]`` is the row's :func:`scored_clips` table, with a ``seed`` column (the training
+    seed of each clip's run) when the row was trained with several seeds. Each draw samples the
+    training seeds with replacement and, independently, the test identities with replacement;
+    both samples are shared by every row (the rows share the seeds and the split, so differences
+    between rows are paired). A row's value in a draw is the mean, over the drawn seeds, of
+    :func:`sample_metrics` on that seed's clips of the drawn identities. When the seeds disagree
+    the draws spread with them, so an interval widens instead of narrowing as it would if the
+    seeds' clips were pooled. With one seed this is the identity bootstrap.
     """
     rng = np.random.default_rng(seed)
     ids = sorted(set().union(*[set(df["identity"].astype(str)) for df in scored.values()]))
-    groups = {r: {i: np.flatnonzero(df["identity"].astype(str).to_numpy() == i) for i in ids}
-              for r, df in scored.items()}
+    seeds = sorted(set().union(*[set(df["seed"]) if "seed" in df.columns else {None}
+                                 for df in scored.values()]), key=str)
+    parts: dict[str, dict] = {}     # row -> seed -> (table, identity -> clip positions)
+    for r, df in scored.items():
+        per_seed = {s: (df[df["seed"] == s] if s is not None else df).reset_index(drop=True)
+                    for s in seeds}
+        parts[r] = {s: (t, {i: np.flatnonzero(t["identity"].astype(str).to_numpy() == i)
+                            for i in ids}) for s, t in per_seed.items() if len(t)}
     out: dict[str, dict[str, list[float]]] = {r: {m: [] for m in BOOT_METRICS} for r in scored}
     for _ in range(n_boot):
+        drawn_seeds = Counter(seeds[j] for j in rng.integers(0, len(seeds), len(seeds)))
         draw = rng.choice(ids, size=len(ids), replace=True)
-        for r, df in scored.items():
-            idx = np.concatenate([groups[r][i] for i in draw])
-            for m, v in sample_metrics(df.iloc[idx]).items():
-                out[r][m].append(v)
+        for r in scored:
+            vals = {m: [] for m in BOOT_METRICS}
+            for s, count in drawn_seeds.items():
+                if s not in parts[r]:
+                    continue
+                table, groups = parts[r][s]
+                idx = np.concatenate([groups[i] for i in draw])
+                for m, v in sample_metrics(table.iloc[idx]).items():
+                    vals[m] += [v] * count
+            for m in BOOT_METRICS:
+                v = np.asarray(vals[m], float)
+                out[r][m].append(float(np.nanmean(v)) if np.isfinite(v).any() else float("nan"))
     return out
 
 
@@ -352,27 +380,42 @@ def _cross_done(metrics: Mapping[str, Any], names: Sequence[str]) -> bool:
     return all(n in blocks and "fake_recall" in blocks[n] for n in names)
 
 
+def _cached_row(run_dir: Path, cfg: Config, cross: Mapping[str, Path],
+                store_path) -> dict[str, Any] | None:
+    """The row's metrics cached in ``ROW_FILE`` when they were computed for exactly this config,
+    store and held-out sets (``None`` otherwise: compute them again)."""
+    cache = run_dir / ROW_FILE
+    if not (cache.exists() and (run_dir / SCORED_FILE).exists()):
+        return None
+    c = json.loads(cache.read_text())
+    store = str(Path(store_path).resolve()) if store_path is not None else None
+    same = (c.get("config_hash") == cfg.hash() and c.get("version") == ROW_VERSION
+            and sorted(c.get("cross", [])) == sorted(cross) and c.get("store") == store)
+    return c["row"] if same else None
+
+
 def _one_row(row: str, store, cfg: Config, run_dir: Path, cross: Mapping[str, Path],
-             progress: bool) -> dict[str, Any]:
-    """Train (unless current), evaluate on the held-out stores, compute the row's metrics."""
-    from .train import train
+             progress: bool, keep_weights: bool = False) -> dict[str, Any]:
+    """Train (unless current), evaluate on the held-out stores, compute the row's metrics.
+
+    Once the row's scores are cached, its ``model.pth`` is deleted unless ``keep_weights``
+    (88 MB per tiny run): everything the table, the bootstrap and the maps read is kept.
+    """
+    from .train import history_line, train
 
     store_path = getattr(store, "path", None)
-    if run_is_current(run_dir, cfg, store_path):
-        log.info("ablation %s: %s is current, not retrained", row, run_dir)
-        trained = False
-    else:
+    cached = _cached_row(run_dir, cfg, cross, store_path)
+    if cached is not None:
+        log.info("ablation %s: %s is scored and current, not retrained", row, run_dir)
+        return {**cached, "retrained": False}
+    trained = not run_is_current(run_dir, cfg, store_path)
+    if trained:
         for stale in (ROW_FILE, TRAIN_EMBEDDINGS, SCORED_FILE):
             (run_dir / stale).unlink(missing_ok=True)
-        train(store, cfg, run_dir, progress=progress)
-        trained = True
-
-    cache = run_dir / ROW_FILE
-    if not trained and cache.exists() and (run_dir / SCORED_FILE).exists():
-        cached = json.loads(cache.read_text())
-        if cached.get("config_hash") == cfg.hash() and cached.get("version") == ROW_VERSION and \
-                sorted(cached.get("cross", [])) == sorted(cross):
-            return {**cached["row"], "retrained": False}
+        t0 = time.time()
+        learn = train(store, cfg, run_dir, progress=progress)
+        print(f"{row:15s} seed {cfg.train.seed}: {cfg.train.epochs} epochs in "
+              f"{time.time() - t0:.0f} s; {history_line(learn)}", flush=True)
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     if cross and not _cross_done(metrics, list(cross)):
@@ -383,9 +426,12 @@ def _one_row(row: str, store, cfg: Config, run_dir: Path, cross: Mapping[str, Pa
     scored = scored_clips(test_df, train_df, cfg, seed=cfg.train.seed)
     scored.to_parquet(run_dir / SCORED_FILE, index=False)
     out = row_metrics(metrics, test_df, train_df, cfg, seed=cfg.train.seed, scored=scored)
-    cache.write_text(json.dumps({"config_hash": cfg.hash(), "version": ROW_VERSION,
-                                 "cross": sorted(cross),
-                                 "row": _jsonable(out)}, indent=2) + "\n")
+    (run_dir / ROW_FILE).write_text(json.dumps({
+        "config_hash": cfg.hash(), "version": ROW_VERSION, "cross": sorted(cross),
+        "store": str(Path(store_path).resolve()) if store_path is not None else None,
+        "row": _jsonable(out)}, indent=2) + "\n")
+    if not keep_weights:
+        (run_dir / "model.pth").unlink(missing_ok=True)
     return {**out, "retrained": trained}
 
 
@@ -399,7 +445,8 @@ def _same_split(run_dirs: Sequence[Path]) -> bool:
 def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] | None = None,
                   cross_stores: Mapping[str, str | Path] | None = None,
                   progress: bool = False, n_boot: int = 200, boot_seed: int = 0,
-                  seeds: Sequence[int] | None = None) -> pd.DataFrame:
+                  seeds: Sequence[int] | None = None, keep_weights: bool = False
+                  ) -> pd.DataFrame:
     """Train and evaluate each ablation row; write ``out_dir/ablation.csv`` and ``.json``.
 
     Args:
@@ -418,8 +465,12 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
         seeds: training seeds (``train.seed``; the split seed stays fixed, so every seed sees
             the same split). ``None``: the config's one seed, each row in ``out_dir/<row>/``.
             Several: each row trains once per seed into ``out_dir/<row>/seed<k>/``; the table
-            holds the mean over seeds (``<metric>_seed_sd`` their spread, ``n_seeds``) and the
-            bootstrap pools every seed's test clips of the drawn identities.
+            holds the mean over seeds (``<metric>_seed_sd`` their spread, ``n_seeds``), every
+            seed's values go to ``ablation_seeds.csv`` (:func:`seed_table`), and the bootstrap
+            resamples the seeds with the identities (:func:`bootstrap_rows`).
+        keep_weights: keep every row's ``model.pth``; by default it is deleted once the row is
+            scored (the table, the bootstrap and the maps need only the scores and embeddings;
+            a rerun reads them from the row's cache).
 
     Returns:
         DataFrame indexed by row name: ``description``, ``overrides``, ``status`` (``ok`` or
@@ -441,7 +492,7 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
     cross = {str(k): Path(v) for k, v in cross_stores.items()}
 
     seeds = [int(x) for x in seeds] if seeds else []
-    records = []
+    records, per_seed = [], []
     for row in rows:
         rcfg = ablation_config(cfg, row)
         base = {"row": row, "description": DESCRIPTIONS.get(row, ""),
@@ -449,11 +500,16 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
         try:
             if len(seeds) <= 1:
                 one = rcfg.override({"train.seed": seeds[0]}) if seeds else rcfg
-                rec = _one_row(row, store, one, out_dir / row, cross, progress)
+                recs = [_one_row(row, store, one, out_dir / row, cross, progress,
+                                 keep_weights)]
+                rec = recs[0]
             else:
-                rec = _mean_over_seeds([
-                    _one_row(row, store, rcfg.override({"train.seed": k}),
-                             out_dir / row / f"seed{k}", cross, progress) for k in seeds])
+                recs = [_one_row(row, store, rcfg.override({"train.seed": k}),
+                                 out_dir / row / f"seed{k}", cross, progress, keep_weights)
+                        for k in seeds]
+                rec = _mean_over_seeds(recs)
+            per_seed += [{"row": row, "seed": k, **r}
+                         for k, r in zip(seeds or [cfg.train.seed], recs)]
             records.append({**base, "status": "ok", **rec})
         except Exception as e:  # one failing row must not lose the others
             log.exception("ablation row %s failed", row)
@@ -468,6 +524,8 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
     if not table["same_split"].all():
         log.warning("ablation rows were trained on different splits: compare with care")
     save_table(table, out_dir)
+    if per_seed:
+        pd.DataFrame(per_seed).to_csv(out_dir / SEEDS_FILE, index=False)
     scored = {}
     for r in table.index[table["status"] == "ok"]:
         parts = [pd.read_parquet(d / SCORED_FILE).assign(seed=k)
@@ -478,6 +536,15 @@ def run_ablations(store, cfg: Config, out_dir: str | Path, rows: Sequence[str] |
     boot = bootstrap_rows(scored, n_boot=n_boot, seed=boot_seed) if scored else {}
     (out_dir / BOOT_FILE).write_text(json.dumps(_jsonable(boot)) + "\n")
     return table
+
+
+def row_runs(out_dir: str | Path, row: str) -> list[Path]:
+    """The run folders of one row as found on disk: ``out_dir/<row>/`` when it was trained
+    once, else its ``seed<k>/`` folders in seed order."""
+    d = Path(out_dir) / row
+    if (d / "metrics.json").exists():
+        return [d]
+    return sorted(d.glob("seed*/"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
 
 
 def _seed_dirs(row_dir: Path, seeds: Sequence[int]) -> list[Path]:
@@ -523,6 +590,17 @@ def load_table(out_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(Path(out_dir) / "ablation.csv", index_col="row")
 
 
+def seed_table(out_dir: str | Path, metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """One metric per row (index) and training seed (columns) from ``ablation_seeds.csv``,
+    with the spread across seeds (max - min) as a last column: how much a rerun with another
+    seed moves the row."""
+    long = pd.read_csv(Path(out_dir) / SEEDS_FILE)
+    wide = long.pivot(index="row", columns="seed", values=metric)
+    wide.columns = [f"seed {k}" for k in wide.columns]
+    wide = wide.reindex([r for r in dict.fromkeys(long["row"])])
+    return wide.assign(spread=wide.max(axis=1) - wide.min(axis=1))
+
+
 
 
 # -- figures (built in amdd_kit.viz) ------------------------------------------------------------
@@ -534,11 +612,12 @@ def umap_panels(out_dir: str | Path, rows: Sequence[str] = ("full", "no_attribut
 
     maps = {}
     for r in rows:
-        path = Path(out_dir) / r / "embeddings.parquet"
-        if not path.exists():
+        runs = [d for d in row_runs(out_dir, r) if (d / "embeddings.parquet").exists()]
+        if not runs:
             log.warning("umap_panels: no embeddings for row %s", r)
             continue
-        df = pd.read_parquet(path)
+        df = pd.read_parquet(runs[0] / "embeddings.parquet")
         xy = umap_2d(stack_column(df, "embedding"), seed=seed)
-        maps[f"{r}: {DESCRIPTIONS.get(r, '')}"[:60]] = (df, xy)
+        which = f" ({runs[0].name})" if runs[0].name.startswith("seed") else ""
+        maps[f"{r}{which}: {DESCRIPTIONS.get(r, '')}"[:60]] = (df, xy)
     return embedding_panels(maps, "Shared embedding (test identities), UMAP, coloured by generator")

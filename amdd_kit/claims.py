@@ -1,11 +1,13 @@
 """What the ablation numbers say about the paper's claims: paired-bootstrap intervals and
 verdicts that can come out either way.
 
-Every check is "claimed-better minus other" over the identity bootstrap that
-:func:`amdd_kit.ablation.run_ablations` writes (``ablations/bootstrap.json``): ``supported``
-when the 95 % interval lies above 0, ``contradicted`` when below, ``cannot tell`` when it holds
-0, ``not run`` when a row is missing or failed. Notebook 06 shows one group of claims per cell
-(:data:`CLAIM_GROUPS`).
+Every check is "claimed-better minus other" over the bootstrap that
+:func:`amdd_kit.ablation.run_ablations` writes (``ablations/bootstrap.json``: training seeds and
+test identities resampled together, the same draws for every row): ``supported`` when the 95 %
+interval lies above 0, ``contradicted`` when below, ``cannot tell`` when it holds 0, ``not run``
+when a row is missing or failed. Because the draws resample the training seeds, a supported or
+contradicted verdict is one that a rerun with other seeds should not overturn. Notebook 06 shows
+one group of claims per cell (:data:`CLAIM_GROUPS`).
 """
 from __future__ import annotations
 
@@ -74,8 +76,9 @@ def paper_claims(table: pd.DataFrame, boot: Mapping[str, Mapping[str, Sequence[f
     helps; ``cmffc``: the fingerprints identify their own traces; ``cad``: AMDD against CAD),
     or ``None`` for all of them.
 
-    Every check is "claimed-better minus other" with a 95 % paired bootstrap interval over test
-    identities (:func:`bootstrap_rows`): ``supported`` when the interval lies above 0,
+    Every check is "claimed-better minus other" with a 95 % paired bootstrap interval over the
+    training seeds and the test identities (:func:`amdd_kit.ablation.bootstrap_rows`):
+    ``supported`` when the interval lies above 0,
     ``contradicted`` when below, ``cannot tell`` when it holds 0, ``not run`` when a row is
     missing or failed. Accuracies are compared with the baseline a model without the skill
     gets (0.5 for balanced accuracy, the majority class for attribution), never with 1/7.
@@ -88,6 +91,9 @@ def paper_claims(table: pd.DataFrame, boot: Mapping[str, Mapping[str, Sequence[f
     ok = set(table.index[table["status"].astype(str) == "ok"]) if "status" in table.columns \
         else set(table.index)
     boot = {r: v for r, v in boot.items() if r in ok}
+    n_seeds = int(table["n_seeds"].max()) if "n_seeds" in table.columns and \
+        table["n_seeds"].notna().any() else 1
+    seeds = f"{n_seeds} training seeds and " if n_seeds > 1 else ""
     claims = []
 
     def check(grp: str, claim: str, paper: str, a: str, b: str | None, metric: str,
@@ -110,7 +116,7 @@ def paper_claims(table: pd.DataFrame, boot: Mapping[str, Mapping[str, Sequence[f
             "ours": f"{what or metric} {va:.3f} ({a}) vs {vb:.3f} ({other})",
             "verdict": verdict(lo, hi),
             "why": f"difference {mean:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}] over "
-                   f"test identities (paired bootstrap)"})
+                   f"{seeds}test identities (paired bootstrap)"})
 
     check("sanity", "AMDD detects fakes better than chance (sanity check)", "99.7 %", "full", None,
           "balanced_accuracy", 0.5, "balanced accuracy")

@@ -147,6 +147,10 @@ class FakeTrain:
             "balanced_accuracy": 0.85 + 0.01 * (cfg.train.seed % 3), "auc": 0.9,
             "attribution_accuracy": acc,
             "n_test": len(te), "train_seconds": 1.0}))
+        # what the table's progress line reads from a fastai Learner
+        names = ["epoch", "train_loss", "valid_loss", "bal_acc", "auc", "attr_acc", "time"]
+        return SimpleNamespace(best_epoch=1, recorder=SimpleNamespace(
+            metric_names=names, values=[[2.0, 1.5, 0.6, 0.7, 0.3], [1.0, 0.9, 0.9, 0.95, 0.8]]))
 
 
 @pytest.fixture
@@ -188,6 +192,9 @@ def test_run_ablations_builds_the_table_and_resumes(tmp_path, fake_train):
                                     boot["no_attribution"]["probe_accuracy"]))
     assert lo > 0.3                                               # a real, clear difference
 
+    # the weights are gone once a row is scored (88 MB each); its scores and embeddings stay
+    assert not (tmp_path / "abl" / "full" / "model.pth").exists()
+    assert (tmp_path / "abl" / "full" / "embeddings.parquet").exists()
     # resumable: finished rows are read, only the failed one is tried again
     fake_train.calls.clear()
     again = A.run_ablations(store, cfg, tmp_path / "abl", rows=rows, cross_stores={})
@@ -197,8 +204,9 @@ def test_run_ablations_builds_the_table_and_resumes(tmp_path, fake_train):
     # a changed config means a stale run: retrained
     fake_train.calls.clear()
     A.run_ablations(store, cfg.override({"train.epochs": 1}), tmp_path / "abl",
-                    rows=["full"], cross_stores={})
+                    rows=["full"], cross_stores={}, keep_weights=True)
     assert fake_train.calls == ["full"]
+    assert (tmp_path / "abl" / "full" / "model.pth").exists()   # kept when asked
 
 
 def test_run_ablations_with_several_seeds_averages_and_pools(tmp_path, fake_train):
@@ -215,7 +223,14 @@ def test_run_ablations_with_several_seeds_averages_and_pools(tmp_path, fake_trai
     assert table.loc["full", "balanced_accuracy"] == pytest.approx(0.86)
     assert table.loc["full", "balanced_accuracy_seed_sd"] == pytest.approx(np.std([.85, .86, .87]))
     assert table.loc["full", "n_seeds"] == 3 and bool(table["same_split"].all())
-    # the bootstrap pools the three seeds' test clips: still a clear, paired difference
+    # every seed's values, per row
+    per_seed = A.seed_table(tmp_path / "abl", "balanced_accuracy")
+    assert list(per_seed.index) == ["full", "no_attribution"]
+    assert per_seed.loc["full", ["seed 0", "seed 1", "seed 2"]].tolist() == \
+        pytest.approx([0.85, 0.86, 0.87])
+    assert per_seed.loc["full", "spread"] == pytest.approx(0.02)
+    assert [p.name for p in A.row_runs(tmp_path / "abl", "full")] == ["seed0", "seed1", "seed2"]
+    # the bootstrap resamples the seeds and identities: still a clear, paired difference
     boot = A.load_bootstrap(tmp_path / "abl")
     lo, _ = A.interval(np.subtract(boot["full"]["probe_accuracy"],
                                    boot["no_attribution"]["probe_accuracy"]))
@@ -393,3 +408,32 @@ def test_metric_figure_shows_each_row_and_gaps_for_failed_rows():
     assert list(bar.x) == ["full", "no_attribution", "cad"]
     assert bar.y[0] == 0.9 and np.isnan(bar.y[2]) and bar.text[2] == "n/a"
     assert A.metric_figure(t, "not_a_column").data[0].text == ("n/a",) * 3
+
+
+def test_bootstrap_widens_when_training_seeds_disagree():
+    """Two seeds put `full` ahead of `other`, the third far behind: pooling the seeds' clips
+    would call the difference real; resampling the seeds too must not."""
+    def scored(acc_by_seed: dict[int, float]) -> pd.DataFrame:
+        rows = []
+        for s, acc in acc_by_seed.items():
+            for i in range(5):
+                for k in range(10):
+                    rows.append({"seed": s, "identity": f"id{i}", "method": METHODS[k % 7],
+                                 "method_idx": k % 7, "label": int(k % 7 > 0),
+                                 "p_fake": float(k % 7 > 0),
+                                 "embedding": np.eye(8, dtype=np.float32)[k % 7],
+                                 "attr_ok": float(k < 10 * acc), "probe_ok": 1.0,
+                                 "trace_v_ok": 1.0, "trace_a_ok": 1.0})
+        return pd.DataFrame(rows)
+
+    rows = {"full": scored({0: 0.9, 1: 0.9, 2: 0.4}), "other": scored({0: 0.7, 1: 0.7, 2: 0.7})}
+    boot = A.bootstrap_rows(rows, n_boot=400, seed=0)
+    d = np.subtract(boot["full"]["attribution_accuracy"], boot["other"]["attribution_accuracy"])
+    lo, hi = A.interval(d)
+    assert lo < 0 < hi                       # a rerun with other seeds could reverse it
+    assert np.mean(d) == pytest.approx((0.9 + 0.9 + 0.4) / 3 - 0.7, abs=0.03)
+    # seeds that agree keep a clear difference clear
+    agree = {"full": scored({0: 0.9, 1: 0.9, 2: 0.9}), "other": rows["other"]}
+    b2 = A.bootstrap_rows(agree, n_boot=400, seed=0)
+    assert A.interval(np.subtract(b2["full"]["attribution_accuracy"],
+                                  b2["other"]["attribution_accuracy"]))[0] > 0.1
