@@ -32,7 +32,10 @@ PARAMS = {
     "03": {"epochs": 12, "lr_find": True, "lr_find_iters": 10},
     "04": {"n_explain": 1},
     "05": {"live_widgets": False},
-    "06": {"epochs": 1, "workers": 2},
+    # two seeds (the paired seed bootstrap) on the rows that cover every code path: the head
+    # (full), the linear probe (no_attribution, detection_only) and the other model (cad)
+    "06": {"epochs": 1, "workers": 2, "seeds": [0, 1],
+           "rows": ["full", "no_attribution", "detection_only", "cad"]},
     "07": {"epochs": 0, "regression_threshold": 0.02},
 }
 DEPS = {"01": [], "02": ["01"], "03": ["01"], "04": ["03"], "05": ["03"], "06": ["01"],
@@ -192,9 +195,13 @@ def test_06_ablations_and_cad(series):
     run = series.run("06")
     table = pd.read_csv(run / "ablations" / "ablation.csv")
     rows = set(table["row"]) if "row" in table.columns else set(table.iloc[:, 0])
-    for row in ("full", "no_attribution", "no_cmffc", "no_contrastive", "no_centroid", "cad"):
-        assert row in rows, row
+    assert rows == set(PARAMS["06"]["rows"]), rows
     assert (table["status"] == "ok").all(), table["status"].tolist()
+    # every row trained once per seed, each seed's values kept
+    per_seed = pd.read_csv(run / "ablations" / "ablation_seeds.csv")
+    assert per_seed.groupby("row")["seed"].apply(sorted).to_dict() == \
+        {r: PARAMS["06"]["seeds"] for r in rows}
+    assert (table["n_seeds"] == len(PARAMS["06"]["seeds"])).all()
     for col in ("balanced_accuracy", "auc", "attribution_accuracy"):
         assert table[col].between(0, 1).all(), col
     assert table["silhouette"].between(-1, 1).all()
