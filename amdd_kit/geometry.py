@@ -39,7 +39,8 @@ from .config import METHOD_TRACES
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "stack_column", "umap_2d", "umap_map", "Map2D", "class_centroids", "centroid_distances", "nearest_pairs",
+    "stack_column", "umap_2d", "umap_map", "Map2D", "class_centroids", "centroid_distances",
+    "nearest_pairs",
     "trace_report",
     "cmffc_alignment", "per_sample_alignment", "cluster_scores", "linear_probe_accuracy",
     "linear_probe_predict",

@@ -204,8 +204,9 @@ class EmbeddingExplorer:
         Fig = go.FigureWidget if live else go.Figure
         self.fig = Fig(self._with_video_trace(self._padded(self._scatter())))
         self.detail = Fig(self._placeholder())
-        self.timeline = Fig(timeline_figure([], [], 1.0, title="Add a video: p_fake of each of "
-                                                               "its windows appears here"))
+        #: p_fake per window of the added video (a plain figure, shown in ``_timeline_out``)
+        self.timeline = timeline_figure([], [], 1.0, title="Add a video: p_fake of each of its "
+                                                            "windows appears here")
         self.info = w.HTML(value="<i>Click a point on the map: its ids appear here and its "
                                  "frames and log-mel below.</i>")
         self.space.observe(self._on_change, names="value")
@@ -226,17 +227,18 @@ class EmbeddingExplorer:
         self.add_button.on_click(lambda _: self.add_video(self.video_path.value))
         self.upload.observe(self._on_upload, names="value")
         self.gradcam.observe(lambda _: self._reshow(), names="value")
-        self._timeline_box = w.Box([self.timeline] if live else [],
-                                   layout=w.Layout(display="none"))
+        # an Output holding a plain figure, not a third FigureWidget: each FigureWidget loads
+        # plotly's 4.7 MB widget bundle in the browser, and anywidget gives a model 2 s to load
+        # it before giving up (on a busy machine the map then never updates)
+        self._timeline_out = w.Output(layout=w.Layout(display="none"))
         if live:
             for trace in self.fig.data[:self.n_traces]:
                 trace.on_click(self._on_click)
             self.fig.data[self.n_traces].on_click(self._on_video_click)
-            self.timeline.data[1].on_click(self._on_video_click)
             rows = [w.HBox([self.space, self.color]), self.fig]
             if self.run_dir is not None:
                 rows += [w.HBox([self.video_path, self.add_button, self.upload, self.face,
-                                 self.gradcam]), self.status, self._timeline_box]
+                                 self.gradcam]), self.status, self._timeline_out]
             self.widget = w.VBox(rows + [self.info, self.detail])
         else:
             self.widget = w.HBox([self.space, self.color])
@@ -559,11 +561,12 @@ class EmbeddingExplorer:
         t = self.video["table"]
         custom = np.column_stack([t["window"].to_numpy(), t["start_s"].round(2).to_numpy(),
                                   t["p_fake"].round(3).to_numpy(), t["pred_method"].to_numpy()])
-        trace.update(x=xy[:, 0], y=xy[:, 1], name=f"your video ({self.video['path'].name})",
-                     customdata=custom, visible=True, showlegend=True,
-                     hovertemplate="your video, window %{customdata[0]} at %{customdata[1]} s"
+        name = html.escape(self.video["path"].name)
+        trace.update(x=xy[:, 0], y=xy[:, 1], name="your video", customdata=custom, visible=True,
+                     showlegend=True,
+                     hovertemplate=f"{name}, window %{{customdata[0]}} at %{{customdata[1]}} s"
                                    "<br>p_fake %{customdata[2]}<br>predicted %{customdata[3]}"
-                                   "<extra></extra>")
+                                   "<extra>your video</extra>")
         self._restyle_marker(trace, _VIDEO_MARKER)
 
     def _draw_timeline(self) -> None:
@@ -572,14 +575,13 @@ class EmbeddingExplorer:
         new = timeline_figure(t["start_s"], t["p_fake"], v["window_s"], v["fake_segments"],
                               title=f"p_fake per {v['window_s']:.2f} s window: "
                                     f"{v['path'].name}")
-        with self.timeline.batch_update():
-            for trace, src in zip(self.timeline.data, new.data):
-                trace.update(x=src.x, y=src.y, customdata=src.customdata,
-                             showlegend=src.showlegend)
-            self.timeline.layout.title.text = new.layout.title.text
-            self.timeline.layout.xaxis.range = new.layout.xaxis.range
-        _sync_state(self.timeline)
-        self._timeline_box.layout.display = "flex" if len(t) > 1 else "none"
+        self.timeline = new
+        if self.live:
+            from IPython.display import display
+            self._timeline_out.clear_output(wait=True)
+            with self._timeline_out:
+                display(new)
+        self._timeline_out.layout.display = "flex" if len(t) > 1 else "none"
 
     def _summary(self) -> str:
         """The video's verdict in words: fake or real, generator (or unknown), windows."""
@@ -605,8 +607,7 @@ class EmbeddingExplorer:
                   + (f" ({html.escape(os_)})" if isinstance(os_, str) else
                      " in this kit yet") + ", so a generator it has never seen is still "
                   "named as one of these.")
-        return s + " The stars on the map are its windows; click one (or a point of the " \
-                   "timeline) to see it below."
+        return s + " The stars on the map are its windows; click one to see it below."
 
     def nearest(self, window: int, k: int = 5) -> pd.DataFrame:
         """The ``k`` clips of the map nearest to one window of the video in the current space
@@ -644,7 +645,8 @@ class EmbeddingExplorer:
         shapes = self._clip_shape()       # the clip view is laid out for the store's clips
         fits = shapes is not None and (frames.shape, mel.shape) == shapes
         cam = self._cam(frames, mel) if fits else None
-        title = (f"your video, window {window} at {r['start_s']:.2f} s: p_fake "
+        title = (f"your video ({self.video['path'].name}), window {window} at "
+                 f"{r['start_s']:.2f} s: p_fake "
                  f"{r['p_fake']:.2f}, predicted {r['pred_method']}"
                  + (" · Grad-CAM of p_fake" if cam is not None else "")
                  + ("" if fits else " (its clips do not fit this clip view's layout)"))

@@ -407,12 +407,12 @@ def test_a_students_video_is_placed_predicted_timed_and_explained(live_explorer,
     # the timeline: p_fake per window and the known fake segment, shown for > 1 window
     assert np.allclose(ex.timeline.data[1].y, table.p_fake)
     assert list(ex.timeline.data[0].x[:4]) == [0.5, 0.5, 1.2, 1.2]
-    assert ex._timeline_box.layout.display == "flex"
+    assert ex._timeline_out.layout.display == "flex"
     # the verdict in words: no open-set module yet -> the known generator, and it says so
     assert "mine.mp4" in ex.status.value and "3 window" in ex.status.value
     assert "Open-set rejection is not available" in ex.status.value
     # the first window is shown: Grad-CAM over its frames, its log-mel, its nearest clips
-    assert "your video, window 0" in ex.detail.layout.title.text
+    assert "your video (mine.mp4), window 0" in ex.detail.layout.title.text
     assert "Grad-CAM" in ex.detail.layout.title.text
     heat = [t for t in ex.detail.data if t.type == "heatmap"][0]
     assert np.allclose(heat.z, ex.video["clips"].mels[0].astype(np.float32))
@@ -422,7 +422,7 @@ def test_a_students_video_is_placed_predicted_timed_and_explained(live_explorer,
     ex.gradcam.value = False                                  # raw frames again
     img = [t for t in ex.detail.data if t.type == "image"][1]
     assert np.array_equal(img.z, ex.video["clips"].frames[0, 1].transpose(1, 2, 0))
-    ex._on_video_click(ex.timeline.data[1], types.SimpleNamespace(point_inds=[2]))
+    ex._on_video_click(star, types.SimpleNamespace(point_inds=[2]))       # a click on a star
     assert "window 2" in ex.detail.layout.title.text
 
 
