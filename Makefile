@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@echo ">> installing amdd-kit and its dependencies into $(VENV) (first time: several minutes, about 8 GB)"
 	@start=$$(date +%s); \
 	$(PY) -m pip install --quiet --upgrade pip && \
-	$(PY) -m pip install --quiet -e ".[test]" && \
+	$(PY) -m pip install --quiet -e ".[test,faces]" && \
 	$(PY) -m ipykernel install --sys-prefix --name amdd-kit --display-name "amdd-kit (.venv)" >/dev/null && \
 	echo ">> set-up took $$(( $$(date +%s) - start )) s; Jupyter kernel 'amdd-kit' registered"
 	@touch $(STAMP)

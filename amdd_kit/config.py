@@ -99,6 +99,10 @@ class DataConfig:
     # detection first, the whole frame only when that fails (about 3x faster face stage at 224 px,
     # boxes within a few px; data/faces.haar_face_near)
     face_search: str = "full"
+    # "haar": OpenCV's frontal-face cascade (in the opencv wheel; finds the synthetic faces,
+    # fastest); "dlib": dlib's HOG detector (the optional `faces` extra, dlib-bin), for real
+    # footage where Haar misses faces (data/faces.dlib_face, benchmarks/bench_faces.py)
+    face_detector: str = "haar"
 
     @property
     def window_seconds(self) -> float:

@@ -8,7 +8,8 @@ Everything here works on plain arrays so that it can be used on any embedding:
 
 What the functions measure:
 
-* :func:`umap_2d` -- a 2-D map of the space for plotting (UMAP, fixed seed);
+* :func:`umap_2d` -- a 2-D map of the space for plotting (UMAP, fixed seed); :func:`umap_map`
+  keeps the fitted map (:class:`Map2D`) so new clips can be placed on it;
 * :func:`centroid_distances` / :func:`nearest_pairs` -- how far the class centroids lie from each
   other, and which generators are the easiest to confuse;
 * :func:`cmffc_alignment` / :func:`per_sample_alignment` -- whether the visual and audio
@@ -26,8 +27,9 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +39,8 @@ from .config import METHOD_TRACES
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "stack_column", "umap_2d", "class_centroids", "centroid_distances", "nearest_pairs",
+    "stack_column", "umap_2d", "umap_map", "Map2D", "class_centroids", "centroid_distances",
+    "nearest_pairs",
     "trace_report",
     "cmffc_alignment", "per_sample_alignment", "cluster_scores", "linear_probe_accuracy",
     "linear_probe_predict",
@@ -83,6 +86,67 @@ def _ensure_numba_cache() -> None:
 
 
 # -- 2-D maps -----------------------------------------------------------------------------------
+@dataclass
+class Map2D:
+    """A fitted 2-D map of one space: where its points lie, and where new points would.
+
+    Attributes:
+        xy: float32 ``[N, 2]``, the map of the fitted rows ``X``.
+        X: float ``[N, D]``, the fitted rows (the space itself).
+        model: the fitted ``umap.UMAP`` (its ``transform`` places new rows on the same map), or
+            None (a map given as plain coordinates, or PCA for fewer than 5 points).
+    """
+
+    xy: np.ndarray
+    X: np.ndarray
+    model: Any = None
+
+    def transform(self, X_new: np.ndarray, k: int = 5) -> np.ndarray:
+        """Place new rows ``[M, D]`` on this map -> ``[M, 2]`` float32.
+
+        With a UMAP model: ``UMAP.transform`` (the new rows join the fitted neighbour graph and
+        are laid out against the fixed map). Without one: each new row goes to the
+        distance-weighted mean position of its ``k`` nearest fitted rows (cosine distance), the
+        same starting position UMAP's own transform uses.
+        """
+        X_new = _as_2d(X_new, "X_new")
+        if X_new.shape[1] != self.X.shape[1]:
+            raise ValueError(f"new rows have {X_new.shape[1]} dimensions, the map's space "
+                             f"{self.X.shape[1]}")
+        if self.model is not None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=UserWarning)
+                return np.asarray(self.model.transform(X_new), dtype=np.float32)
+        D = 1.0 - _unit(X_new) @ _unit(_as_2d(self.X)).T                 # [M, N] cosine
+        k = min(k, D.shape[1])
+        near = np.argsort(D, axis=1, kind="stable")[:, :k]
+        w = 1.0 / (np.take_along_axis(D, near, 1) + 1e-6)
+        return (np.einsum("mk,mkj->mj", w, self.xy[near]) / w.sum(1, keepdims=True)
+                ).astype(np.float32)
+
+
+def umap_map(X: np.ndarray, seed: int = 0, n_neighbors: int = 15,
+             metric: str = "cosine", min_dist: float = 0.1) -> Map2D:
+    """:func:`umap_2d` that keeps the fitted model: a :class:`Map2D` whose ``transform``
+    places new clips (e.g. a student's own video) on the same map."""
+    X = _as_2d(X)
+    n = len(X)
+    if n < 5:
+        return Map2D(umap_2d(X, seed, n_neighbors, metric, min_dist), X, None)
+    _ensure_numba_cache()
+    import umap  # lazy: costs seconds
+
+    k = int(max(2, min(n_neighbors, n - 1)))
+    reducer = umap.UMAP(n_neighbors=k, n_components=2, metric=metric, min_dist=min_dist,
+                        random_state=seed, init="spectral" if n > 10 else "random")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs.*")
+        warnings.filterwarnings("ignore", message=".*random_state.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="umap")
+        xy = reducer.fit_transform(X).astype(np.float32)
+    return Map2D(xy, X, reducer)
+
+
 def umap_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15,
             metric: str = "cosine", min_dist: float = 0.1) -> np.ndarray:
     """Project ``X`` ``[N, D]`` to 2-D with UMAP -> ``[N, 2]`` float32.
@@ -90,7 +154,8 @@ def umap_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15,
     ``n_neighbors`` is clipped to ``N - 1`` (UMAP needs it below the number of points), and
     ``random_state=seed`` makes the map reproducible (UMAP then runs single-threaded and warns;
     that warning is silenced). With fewer than 5 points a UMAP graph is meaningless, so the first
-    two principal components are returned instead (logged).
+    two principal components are returned instead (logged). :func:`umap_map` keeps the fitted
+    model, to place new points on the map.
     """
     X = _as_2d(X)
     n = len(X)
@@ -104,17 +169,7 @@ def umap_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15,
         k = min(2, vt.shape[0])
         out[:, :k] = Xc @ vt[:k].T
         return out.astype(np.float32)
-    _ensure_numba_cache()
-    import umap  # lazy: costs seconds
-
-    k = int(max(2, min(n_neighbors, n - 1)))
-    reducer = umap.UMAP(n_neighbors=k, n_components=2, metric=metric, min_dist=min_dist,
-                        random_state=seed, init="spectral" if n > 10 else "random")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*n_jobs.*")
-        warnings.filterwarnings("ignore", message=".*random_state.*")
-        warnings.filterwarnings("ignore", category=UserWarning, module="umap")
-        return reducer.fit_transform(X).astype(np.float32)
+    return umap_map(X, seed, n_neighbors, metric, min_dist).xy
 
 
 # -- centroids ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config
-from .data.decode import SkipVideo, clips_from_video
+from .data.decode import SkipVideo, VideoClips, clips_from_video
 from .loaders import to_model_inputs
 from .models import build_model
 from .precision import autocast_for
@@ -162,3 +162,45 @@ def predict_videos(run_dir: str | Path, videos: Sequence[str | Path],
             "n_clips": int(len(clips.frames)),
         })
     return results
+
+
+def video_windows(model: nn.Module, cfg: Config, video: str | Path,
+                  audio: str | Path | None = None, face_detector: str | None = None,
+                  max_windows: int = 100, batch_size: int = 32
+                  ) -> tuple[VideoClips, pd.DataFrame]:
+    """Every window of one video, preprocessed as training did, with the model's predictions.
+
+    Unlike :func:`predict_videos` (the run's ``clips_per_video`` windows, averaged), this cuts
+    the whole video into back-to-back windows (up to ``max_windows``) and keeps one row per
+    window: what a timeline of p_fake over a long video, or a partial fake, needs.
+    ``face_detector`` overrides the run's ``data.face_detector`` (e.g. ``"dlib"`` for a phone
+    video on a run trained with Haar crops).
+
+    Returns ``(clips, table)``: ``clips`` as :func:`~amdd_kit.data.decode.clips_from_video`
+    gives them (``frames`` uint8 ``[K,T,3,H,W]``, ``mels`` float16 ``[K,n_mels,S]``) and a
+    DataFrame with one row per window: ``window``, ``start_s``, ``end_s``, ``p_fake``,
+    ``pred_label``, ``pred_method``, ``pred_method_idx``, ``pred_trace_visual`` /
+    ``pred_trace_audio``, and every array :func:`forward_arrays` returns per window as a list
+    column (``embedding``, ``f_v``, ``f_a``, ``attr_probs``, ...), named as it names them.
+    Raises :class:`~amdd_kit.data.decode.SkipVideo` (``missing``, ``corrupt``, ``no_face``,
+    ``no_audio``, ...) for a video that gives no clip.
+    """
+    import dataclasses
+
+    data = dataclasses.replace(cfg.data, clips_per_video=int(max_windows),
+                               **({"face_detector": face_detector} if face_detector else {}))
+    clips = clips_from_video(Path(video), data, audio_path=audio)
+    r = forward_arrays(model, clips.frames, clips.mels, cfg, batch_size)
+    df = pd.DataFrame({"window": np.arange(len(clips)), "start_s": clips.starts,
+                       "end_s": clips.starts + data.window_seconds})
+    df["p_fake"] = r["p_fake"].astype(float)
+    df["pred_label"] = (df["p_fake"] >= 0.5).astype(int)
+    df["pred_method_idx"] = r["attr_probs"].argmax(axis=1).astype(int)
+    df["pred_method"] = [METHODS[i] for i in df["pred_method_idx"]]
+    for col, key, names in (("pred_trace_visual", "trace_v", VISUAL_TRACES),
+                            ("pred_trace_audio", "trace_a", AUDIO_TRACES)):
+        df[col] = [names[i] if i >= 0 else "" for i in r[key].astype(int)]
+    for key, arr in r.items():
+        if arr.ndim == 2 and key not in df:
+            df[key] = list(arr.astype(np.float32))
+    return clips, df

@@ -203,7 +203,8 @@ class LabPage:
 
     # -- the explorer's DOM --------------------------------------------------------------------
     def explorer(self) -> dict:
-        """What the explorer output shows: dropdown values, map points, clip-view frames."""
+        """What the explorer output shows: dropdown values, the map (points, legend, colour
+        bar), the video timeline (when the explorer has one), the clip view, the status line."""
         return self.page.evaluate("""() => {
           const sel = [...document.querySelectorAll('.widget-dropdown select')];
           if (!sel.length) return null;
@@ -215,11 +216,15 @@ class LabPage:
             heatmaps: p.querySelectorAll('.heatmaplayer image, g.hm image').length,
             title: (p.querySelector('.gtitle') || {}).textContent || '',
             legend: [...p.querySelectorAll('.legend .legendtext')].map(e => e.textContent),
+            colorbar: p.querySelectorAll('.colorbar').length,
             width: p.getBoundingClientRect().width,
             subplots: p.querySelectorAll('.cartesianlayer > .subplot').length,
           } : null;
-          return {dropdowns: sel.map(s => s.value), map: info(plots[0]), clip: info(plots[1]),
-                  n_plots: plots.length};
+          const html = [...box.querySelectorAll('.widget-html-content')].map(e => e.textContent);
+          return {dropdowns: sel.map(s => s.value), map: info(plots[0]),
+                  clip: info(plots[plots.length - 1]),
+                  timeline: plots.length > 2 ? info(plots[1]) : null,
+                  n_plots: plots.length, html};
         }""")
 
     def wait_explorer(self, pred: str, timeout: float = 60) -> float:
@@ -240,11 +245,36 @@ class LabPage:
             path=str(path))
         return path
 
+    def shot_map(self, name: str) -> Path:
+        """PNG of the page with the explorer's map at the top (the map, the video's controls,
+        status and timeline below it)."""
+        self.page.evaluate("""() => {
+          const sel = document.querySelector('.widget-dropdown select');
+          sel.closest('.jp-OutputArea-output').querySelector('.js-plotly-plot')
+             .scrollIntoView({block: 'start'}); }""")
+        time.sleep(0.5)
+        return self.shot(name)
+
     def scroll_to_explorer(self) -> None:
         self.page.locator(".widget-dropdown select").first.scroll_into_view_if_needed(timeout=5000)
 
     def select_space(self, value: str) -> None:
         self.page.locator(".widget-dropdown select").first.select_option(value)
+
+    def select_color(self, value: str) -> None:
+        self.page.locator(".widget-dropdown select").nth(1).select_option(value)
+
+    def add_video_by_path(self, path: str) -> None:
+        """Type a path into the explorer's "your video" box and press "Add video"."""
+        self.page.locator("input[placeholder='path/to/video.mp4']").fill(path)
+        self.page.locator("button:has-text('Add video')").click()
+
+    def upload_video(self, path: str) -> None:
+        """Press the explorer's "Upload" button and pick ``path`` in the file chooser it opens
+        (ipywidgets' file input is never attached to the page: the button clicks it)."""
+        with self.page.expect_file_chooser() as chooser:
+            self.page.locator("button.widget-upload").first.click()
+        chooser.value.set_files(path)
 
     def click_point(self, index: int = 0) -> None:
         """Move the mouse onto the ``index``-th point of the map and click it."""
@@ -266,9 +296,29 @@ class LabPage:
         self.page.mouse.click(box["x"], box["y"])
 
 
-def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int) -> dict:
-    """Open notebook 05, Run All, change a dropdown, click a point, reload. Returns timings
-    and what the DOM showed at each step; raises AssertionError when something is wrong."""
+def _video_added(name: str) -> str:
+    """A :meth:`LabPage.wait_explorer` predicate: the video ``name`` is on the map and shown."""
+    return (f"any({name!r} in h and 'window' in h for h in e['html']) and "
+            "'your video' in e['map']['legend'] and "
+            f"e['clip']['title'].startswith('your video ({name}), window 0')")
+
+
+def colouring_walk(options: dict[str, int]) -> list[tuple[str, str]]:
+    """The (from, to) colourings the browser tries: every option after the one with the most
+    groups, after the one with the fewest, and after each continuous scale (``options``: name
+    -> number of groups, 0 for a continuous scale)."""
+    groups = {k: v for k, v in options.items() if v}
+    starts = [max(groups, key=groups.get), min(groups, key=groups.get)] + \
+        [k for k, v in options.items() if not v]
+    return [(a, b) for b in options for a in dict.fromkeys(starts) if a != b]
+
+
+def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int,
+                      video: str | None = None, upload: str | None = None,
+                      colourings: dict[str, int] | None = None) -> dict:
+    """Open notebook 05, Run All, change a dropdown, add a video by its path and by upload, try
+    the colourings (``colouring_walk``), click a point, reload. Returns timings and what the DOM
+    showed at each step; raises AssertionError when something is wrong."""
     lp = LabPage(lab, pw, shots)
     out: dict[str, Any] = {"timings": {}}
     T = out["timings"]
@@ -278,7 +328,9 @@ def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int) -> dict:
         T["run_all"], st = lp.run_all()
         assert not st["errors"], st["errors"]
         assert st["kernel"] == "amdd-kit", st
-        T["explorer_drawn"] = lp.wait_explorer("e['map']['points'] > 0")
+        # section 6b added a video in code: its first window fills the clip view
+        T["explorer_drawn"] = lp.wait_explorer(
+            "e['map']['points'] > 0 and e['clip']['title'].startswith('your video')")
         lp.scroll_to_explorer()
         out["after_run"] = lp.explorer()
         lp.shot_explorer("05_after_run_all")
@@ -289,6 +341,32 @@ def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int) -> dict:
         T["dropdown"] = time.time() - t0
         out["after_dropdown"] = lp.explorer()
         assert out["after_dropdown"]["map"]["title"] != before
+        if video:
+            t0 = time.time()
+            lp.add_video_by_path(video)
+            lp.wait_explorer(_video_added(Path(video).name), timeout=120)
+            T["add_video"] = time.time() - t0
+            out["after_video"] = lp.explorer()
+            lp.shot_map("05_after_video")
+        if upload:
+            t0 = time.time()
+            lp.upload_video(upload)
+            lp.wait_explorer(_video_added(Path(upload).name), timeout=120)
+            T["upload_video"] = time.time() - t0
+            out["after_upload"] = lp.explorer()
+        out["colourings"] = []
+        t0 = time.time()
+        for a, b in colouring_walk(colourings or {}):
+            for c in (a, b):
+                if lp.explorer()["dropdowns"][1] != c:
+                    lp.select_color(c)
+                    lp.wait_explorer(f"e['map']['title'].endswith('coloured by {c}')",
+                                     timeout=30)
+            e = lp.explorer()["map"]
+            out["colourings"].append({"from": a, "to": b, "title": e["title"],
+                                      "legend": e["legend"], "colorbar": e["colorbar"],
+                                      "points": e["points"]})
+        T["colourings"] = time.time() - t0
         t0 = time.time()
         lp.click_point(0)
         lp.wait_explorer("e['clip']['title'].startswith('clip ')", timeout=30)

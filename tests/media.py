@@ -165,3 +165,32 @@ def write_text_as_video(path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("this is not a video\n" * 20)
     return path
+
+
+def photo_copies(size: int = 224) -> dict[str, np.ndarray]:
+    """The real photograph's head and shoulders at ``size`` px, and two harder copies:
+    ``{"photo", "flipped" (mirrored), "darkened" (gamma 2.2 then x0.5: a dim room)}``."""
+    f = cv2.resize(_photo(), (size, size), interpolation=cv2.INTER_AREA)
+    dark = (255 * (f / 255.0) ** 2.2 * 0.5).round().astype(np.uint8)
+    return {"photo": f, "flipped": np.ascontiguousarray(f[:, ::-1]), "darkened": dark}
+
+
+def synthetic_faces(n: int = 192, size: int = 224, seed: int = 0) -> np.ndarray:
+    """``n`` frames ``uint8 [n, size, size, 3]`` of the synthetic corpus' people, rendered by its
+    own generator (:func:`amdd_kit.data.synthetic.generators.render_video`): 4 frames of a short
+    clip per (identity, generator), the generators cycling over the 7 FakeAVCeleb methods."""
+    from amdd_kit.config import METHODS
+    from amdd_kit.data.synthetic.generators import VideoSpec, render_video
+
+    out, k = [], 0
+    while len(out) < n:
+        method = METHODS[k % len(METHODS)]
+        donor = k + 1 if method in ("faceswap", "fsgan", "faceswap-wav2lip", "fsgan-wav2lip") \
+            else None
+        spec = VideoSpec(rel=f"faces/{k}.mp4", method=method, ident=k, seed=k, fake_seed=k,
+                         corpus_seed=seed, width=size, height=size, fps=Fraction(25), sr=16000,
+                         channels=1, duration=0.32, donor=donor)
+        frames, _ = render_video(spec)
+        out.extend(frames[::2][:4])
+        k += 1
+    return np.stack(out[:n])

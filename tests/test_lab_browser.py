@@ -6,10 +6,14 @@ After the tiny series has produced a run (the session's ``series`` fixture: note
 ``data/synthetic`` linked to the series' run and data), JupyterLab is started there on a free
 port, and Playwright drives Debian's ``chromium``:
 
-* notebook 05 with its shipped defaults (``run_dir = "runs/demo"``, live widgets): Run All,
-  change the space dropdown, click a point on the map, reload the page; from the DOM: the map
-  has points, the clip view has one image per frame and a log-mel, the picture survives the
-  reload, and the browser console logged no error;
+* notebook 05 with its shipped defaults (``run_dir = "runs/demo"``, live widgets): Run All
+  (section 6b adds a LAV-DF partial fake in code), change the space dropdown, add a video by
+  typing its path and another by uploading it, try every colouring after the one with the most
+  groups, the one with the fewest and the continuous ``p_fake`` scale, click a point on the map,
+  reload the page; from the DOM: the video's windows are stars on the map (legend, point count),
+  its clip view and timeline are drawn, each colouring shows its own title, legend or colour
+  bar and every point, the clip view has one image per frame and a log-mel, the picture
+  survives the reload, and the browser console logged no error (no "Error setting state");
 * every other notebook: its parameters and setup cells run with the shipped defaults (the
   kernel starts in ``notebooks/``, so this checks :mod:`amdd_kit.paths`).
 
@@ -24,6 +28,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import labdriver as L
@@ -66,17 +71,58 @@ def _store_frames(series) -> int:
     return int(ClipStore(store_dir(series.data_dir, "fakeavceleb", "tiny")).frames.shape[1])
 
 
+def _colour_groups(run: Path) -> dict[str, int]:
+    """The explorer's colour options for the run's embeddings: groups, 0 for a scale."""
+    from amdd_kit.widgets import COLOR_BY, COLOR_SCALES, correctness
+    df = pd.read_parquet(run / "embeddings.parquet")
+    df["correctness"] = correctness(df)
+    out = {c: int(df[c].astype(str).nunique()) for c in COLOR_BY if c in df}
+    out.update({c: 0 for c in COLOR_SCALES if c in df})
+    return out
+
+
 def test_notebook_05_explorer_in_jupyterlab(lab, series, playwright_and_chromium):
     server, base = lab
     n_frames = _store_frames(series)
-    res = L.explorer_scenario(server, playwright_and_chromium, base / "screenshots", n_frames)
+    run = series.run("03")
+    videos = sorted((series.data_dir / "fakeavceleb").rglob("*.mp4"))
+    videos = [videos[0], next(v for v in videos[::-1] if v.name != videos[0].name)]
+    colourings = _colour_groups(run)
+    n_clips = len(pd.read_parquet(run / "embeddings.parquet"))
+    res = L.explorer_scenario(server, playwright_and_chromium, base / "screenshots", n_frames,
+                              video=str(videos[0]), upload=str(videos[-1]),
+                              colourings=colourings)
     (base / "lab_timings.json").write_text(json.dumps(res, indent=1))
     print("\n[lab] notebook 05:", json.dumps(res["timings"]))
-    assert res["after_run"]["map"]["points"] > 0
+    assert res["after_run"]["map"]["points"] > n_clips              # the clips and 6b's stars
     assert res["after_run"]["map"]["width"] >= 650, res["after_run"]["map"]
-    assert res["after_run"]["clip"]["images"] == n_frames          # the placeholder's frames
-    assert "Click a point" in res["after_run"]["clip"]["title"]
+    assert res["after_run"]["clip"]["images"] == n_frames
+    assert res["after_run"]["clip"]["title"].startswith("your video (")       # 6b's video
     assert res["after_dropdown"]["dropdowns"][0] == "audio"
+    # a video added by its path, then one uploaded: stars on the map, clip view and timeline
+    for step, path in (("after_video", videos[0]), ("after_upload", videos[-1])):
+        e = res[step]
+        stars = e["map"]["points"] - n_clips
+        assert stars >= 1 and "your video" in e["map"]["legend"], (step, e["map"])
+        assert any(path.name in h for h in e["html"]), e["html"]        # the status names it
+        assert e["clip"]["images"] == n_frames and e["clip"]["heatmaps"] >= 1, (step, e["clip"])
+        assert e["clip"]["title"].startswith(f"your video ({path.name}), window 0"), e["clip"]
+        assert "Grad-CAM" in e["clip"]["title"], e["clip"]
+        assert any("nearest clips" in h for h in e["html"]), e["html"]
+        if stars > 1:                                    # more than one window: a timeline
+            assert e["timeline"]["points"] == stars and path.name in e["timeline"]["title"]
+    # every colouring after many groups, few groups and the p_fake scale: its own legend
+    walk = res["colourings"]
+    assert {(r["from"], r["to"]) for r in walk} == set(L.colouring_walk(colourings))
+    total = res["after_upload"]["map"]["points"]
+    for r in walk:
+        groups = [x for x in r["legend"] if not x.startswith("your video")]
+        assert r["title"].endswith(f"coloured by {r['to']}"), r
+        assert r["points"] == total, r                               # no stale or lost points
+        if colourings[r["to"]]:
+            assert len(groups) == colourings[r["to"]] and r["colorbar"] == 0, r
+        else:
+            assert groups == [] and r["colorbar"] == 1, r
     for step in ("after_click", "after_reload"):
         clip = res[step]["clip"]
         assert clip["images"] == n_frames and clip["heatmaps"] >= 1, (step, clip)
@@ -85,7 +131,7 @@ def test_notebook_05_explorer_in_jupyterlab(lab, series, playwright_and_chromium
     assert res["after_reload"]["clip"]["title"] == res["after_click"]["clip"]["title"]
     assert "trace 0" not in res["after_reload"]["map"]["legend"]
     assert res["console_errors"] == [], res["console_errors"]
-    for name in ("05_after_run_all", "05_after_click", "05_after_reload"):
+    for name in ("05_after_run_all", "05_after_video", "05_after_click", "05_after_reload"):
         assert (base / "screenshots" / f"{name}.png").stat().st_size > 10_000
 
 

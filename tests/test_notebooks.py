@@ -189,6 +189,8 @@ def test_05_embedding_geometry(series):
     assert g["nearest_pairs"]["cosine"], "no nearest-confusable pairs"
     figs = {p.name for p in _figures(run, "05")}
     assert any("umap" in f for f in figs)
+    # section 6b added a LAV-DF partial fake through the explorer: its timeline was drawn
+    assert "05_your_video_timeline.html" in figs
 
 
 def test_06_ablations_and_cad(series):

@@ -176,6 +176,40 @@ def test_clip_browser_headless(built):
         clip_figure(st, 99)
 
 
+def test_clip_browser_shows_the_clip_once_and_keeps_it_as_an_output(built, monkeypatch):
+    """Notebook 01 showed clip 0 twice (the widget's own copy and a static one for saved
+    notebooks): the figure is now one ordinary output that the dropdowns update in place."""
+    import IPython.display as ipd
+    import plotly.graph_objects as go
+
+    from amdd_kit.data.browse import clip_browser
+
+    shown, updated = [], []
+
+    def display(*objs, **kw):
+        for o in objs:
+            if hasattr(o, "_ipython_display_") and not isinstance(o, go.Figure):
+                o._ipython_display_()
+            else:
+                shown.append((o, kw))
+
+    monkeypatch.setattr(ipd, "display", display)
+    monkeypatch.setattr(ipd, "update_display", lambda o, **kw: updated.append((o, kw)))
+    b = clip_browser(ClipStore(built[0]), clip_id=1)
+
+    def is_figure(o):
+        return isinstance(o, go.Figure) or (isinstance(o, dict) and any(
+            "plotly" in k for k in o))
+    figures = [(o, kw) for o, kw in shown if is_figure(o)]
+    assert len(figures) == 1, shown                       # once, not twice
+    fig, kw = figures[0]
+    assert fig.layout.title.text.startswith("clip 1:") and kw.get("display_id")
+    b.clip.value = 2                                      # a dropdown change: same output
+    assert len([o for o, _ in shown if is_figure(o)]) == 1
+    assert updated and updated[-1][1]["display_id"] == kw["display_id"]
+    assert updated[-1][0].layout.title.text.startswith("clip 2:")
+
+
 # -- encoded stores (frame_codec png / jpeg): shards + index ----------------------------------
 PNG = DataConfig(frame_codec="png")
 JPEG = DataConfig(frame_codec="jpeg", jpeg_quality=90)

@@ -120,9 +120,9 @@ def test_explorer_redraws_when_dropdowns_are_set_in_code_and_shows_clicked_clip(
 
     def fake_umap(X, seed=0, n_neighbors=15):
         calls.append(X.shape)
-        return rng.normal(size=(len(X), 2)).astype(np.float32)
+        return Wd.geometry.Map2D(rng.normal(size=(len(X), 2)).astype(np.float32), X)
 
-    monkeypatch.setattr(Wd.geometry, "umap_2d", fake_umap)
+    monkeypatch.setattr(Wd.geometry, "umap_map", fake_umap)
     ex = Wd.EmbeddingExplorer(df, store=FakeStore(df), coords={"shared": rng.normal(size=(24, 2))})
     assert calls == []                                      # precomputed map reused
     assert [t.name for t in ex.visible_traces()] == ["real", "rtvc", "fsgan", "wav2lip"]
@@ -222,7 +222,8 @@ def test_live_explorer_widgets_carry_their_content_and_keep_their_layout():
     ex = Wd.EmbeddingExplorer(df, store=FakeStore(df), coords=coords)
     assert type(ex.fig).__name__ == "FigureWidget"
     # what a newly connected browser receives: the traces, not an empty figure
-    assert len(ex.fig._data) == ex.n_traces and len(ex.fig._data[0]["x"]) > 0
+    # one trace per colour value of the most varied colouring, and the video's (hidden)
+    assert len(ex.fig._data) == ex.n_traces + 1 and len(ex.fig._data[0]["x"]) > 0
     assert len(ex.detail._data) == 5                       # 4 placeholder frames + the mel
     assert "Click a point" in ex.detail.layout.title.text
     domains = [ex.detail.layout[f"xaxis{i if i > 1 else ''}"].domain for i in range(1, 6)]
@@ -232,7 +233,7 @@ def test_live_explorer_widgets_carry_their_content_and_keep_their_layout():
     ex.select(7)
     assert domains == [ex.detail.layout[f"xaxis{i if i > 1 else ''}"].domain
                        for i in range(1, 6)]
-    assert len(ex.fig.data) == ex.n_traces and len(ex.detail.data) == 5
+    assert len(ex.fig.data) == ex.n_traces + 1 and len(ex.detail.data) == 5
     assert sorted(t.name for t in ex.visible_traces()) == ["id0", "id1", "id2"]
 
 
@@ -259,9 +260,198 @@ def test_live_explorer_reconnect_state_is_the_current_picture():
     ex.space.value = "audio"
     ex.select(4)
     data, layout = ex.fig.get_state()["_widget_data"], ex.fig.get_state()["_widget_layout"]
-    assert len(data) == ex.n_traces
+    assert len(data) == ex.n_traces + 1
     assert sorted(d["name"] for d in data if d.get("visible") is not False) == ["correct", "wrong"]
     assert "audio" in layout["title"]["text"]
     clip = ex.detail.get_state()
     assert str(df.clip_id[4]) in clip["_widget_layout"]["title"]["text"]
     assert sum(d["type"] == "image" for d in clip["_widget_data"]) == 4
+
+
+# -- every colouring, the placeholder, a student's own video -----------------------------------
+def _record_updates(fig):
+    """Collect the restyle part of every update message a FigureWidget sends its browser."""
+    sent = []
+    orig = fig._send_update_msg
+
+    def spy(restyle_data, relayout_data, trace_indexes=None, **kw):
+        sent.append(dict(restyle_data or {}))
+        return orig(restyle_data, relayout_data, trace_indexes, **kw)
+
+    fig._send_update_msg = spy
+    return sent
+
+
+def test_explorer_every_colouring_in_both_directions_restyles_cleanly():
+    """plotly.js refuses an update that sets ``marker`` on some traces and ``marker.color`` on
+    others ("cannot set marker.color and a parent attribute simultaneously"): the map kept its
+    old legend whenever a colouring with fewer groups followed one with more."""
+    df = embeddings_table()
+    rng = np.random.default_rng(0)
+    ex = Wd.EmbeddingExplorer(df, store=FakeStore(df), coords={"shared": rng.normal(size=(24, 2))})
+    options = list(ex.color.options)
+    sent = _record_updates(ex.fig)
+    groups = {c: ex.df[c].nunique() for c in options if c != "p_fake"}
+    most, fewest = max(groups, key=groups.get), min(groups, key=groups.get)
+    scales = [c for c in options if c == "p_fake"]
+    for a in (most, fewest, *scales):             # each colouring after many, few, a scale
+        for b in options:
+            if a == b:
+                continue
+            ex.color.value = a
+            sent.clear()
+            ex.color.value = b
+            keys = {k for msg in sent for k in msg}
+            clash = sorted(k for k in keys if any(o.startswith(k + ".") for o in keys))
+            assert not clash, (a, b, clash)
+            shown = ex.visible_traces()
+            assert sum(len(t.x) for t in shown) == len(df), (a, b)
+            assert ex.fig.layout.legend.title.text == b and b in ex.fig.layout.title.text
+            if b == "p_fake":                               # one trace on a colour scale
+                (t,) = shown
+                assert t.marker.showscale is True and not t.showlegend
+                assert np.allclose(t.marker.color, df.p_fake.to_numpy()[t.customdata[:, 0]
+                                                                      .astype(int)])
+                assert (t.marker.cmin, t.marker.cmax) == (0.0, 1.0)
+            else:
+                assert sorted(t.name for t in shown) == sorted(ex.df[b].astype(str).unique()), \
+                    (a, b)
+                assert not any(t.marker.showscale for t in ex.fig.data), (a, b)
+    assert options[-1] == "p_fake" and {"method", "category", "identity"} <= set(options)
+
+
+def test_explorer_placeholder_does_not_read_as_data():
+    """Before any click the clip view showed grey squares over a solid magenta bar (an empty
+    log-mel drawn in the colour scale): now blank frames, a transparent mel and a note."""
+    df = embeddings_table()
+    ex = Wd.EmbeddingExplorer(df, store=FakeStore(df),
+                              coords={"shared": np.random.default_rng(0).normal(size=(24, 2))})
+    heat = [t for t in ex.detail.data if t.type == "heatmap"][0]
+    assert np.isnan(np.asarray(heat.z, dtype=float)).all()         # nothing is painted
+    images = [np.asarray(t.z) for t in ex.detail.data if t.type == "image"]
+    assert all((im == 255).all() for im in images)                 # blank, like the page
+    assert [a.text for a in ex.detail.layout.annotations] == ["no clip selected yet"]
+    ex.select(2)
+    assert not ex.detail.layout.annotations
+    assert np.isfinite(np.asarray(heat.z, dtype=float)).all()
+
+
+def test_map2d_places_new_points_next_to_their_neighbours():
+    from amdd_kit import geometry as G
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 0.1, (12, 6)) + 1, rng.normal(0, 0.1, (12, 6)) - 1]
+    xy = np.r_[np.zeros((12, 2)), np.full((12, 2), 10.0)]
+    m = G.Map2D(xy, X)
+    new = m.transform(np.r_[X[:2] + 0.01, X[-2:] - 0.01])
+    assert np.abs(new[:2]).max() < 1 and np.abs(new[2:] - 10).max() < 1
+    with pytest.raises(ValueError, match="dimensions"):
+        m.transform(np.ones((1, 3)))
+
+
+@pytest.fixture(scope="module")
+def random_run(tmp_path_factory):
+    """A run folder with the tiny model at random weights (config.json + model.pth)."""
+    import torch
+
+    from amdd_kit.config import get_config
+    from amdd_kit.models import build_model
+    run = tmp_path_factory.mktemp("run")
+    cfg = get_config("tiny")
+    torch.manual_seed(0)
+    torch.save(build_model(cfg).state_dict(), run / "model.pth")
+    cfg.to_json(run / "config.json")
+    return run, cfg
+
+
+def _explorer_with_run(random_run, live=True):
+    run, cfg = random_run
+    d = cfg.model
+    df = embeddings_table(n=24, d=d.d_embed)
+    rng = np.random.default_rng(3)
+    df["f_v"] = list(rng.normal(size=(24, d.d_fingerprint)).astype(np.float32))
+    df["f_a"] = list(rng.normal(size=(24, d.d_fingerprint)).astype(np.float32))
+    store = FakeStore(df)
+    c = cfg.data
+    store.frames = np.random.default_rng(0).integers(
+        0, 255, (len(df) + 2, c.n_frames, 3, c.image_size, c.image_size), dtype=np.uint8)
+    store.mels = np.zeros((len(df) + 2, c.n_mels, c.mel_frames), np.float16)
+    coords = {s: rng.normal(size=(24, 2)) for s in ("shared", "visual", "audio")}
+    return Wd.EmbeddingExplorer(df, store=store, coords=coords, run_dir=run, live=live)
+
+
+@pytest.fixture(scope="module")
+def live_explorer(random_run):
+    """One explorer with a run for the video tests (the model loads once)."""
+    return _explorer_with_run(random_run)
+
+
+def test_a_students_video_is_placed_predicted_timed_and_explained(live_explorer, tmp_path):
+    import media
+    video = media.write_video(tmp_path / "mine.mp4", seconds=2.1)    # three 0.64 s windows
+    ex = live_explorer
+    sent = _record_updates(ex.fig)
+    table = ex.add_video(video, fake_segments=[[0.5, 1.2]])
+    assert table is not None, ex.status.value
+    assert len(table) == 3 and list(table.window) == [0, 1, 2]
+    assert np.allclose(table.start_s, [0, 0.64, 1.28])
+    assert ((table.p_fake >= 0) & (table.p_fake <= 1)).all()
+    assert table.pred_method.isin(Wd.METHODS).all()
+    # the windows are stars on the map, placed among their nearest clips of the map
+    star = ex.fig.data[ex.n_traces]
+    assert star.visible and len(star.x) == 3 and star.marker.symbol == "star"
+    assert np.allclose(np.c_[star.x, star.y], table[["x", "y"]].to_numpy())
+    keys = {k for msg in sent for k in msg}
+    assert not [k for k in keys if any(o.startswith(k + ".") for o in keys)]
+    ex.space.value = "audio"                                  # placed again in that space
+    assert len(ex.fig.data[ex.n_traces].x) == 3 and "audio" in ex.video["xy"]
+    # the timeline: p_fake per window and the known fake segment, shown for > 1 window
+    assert np.allclose(ex.timeline.data[1].y, table.p_fake)
+    assert list(ex.timeline.data[0].x[:4]) == [0.5, 0.5, 1.2, 1.2]
+    assert ex._timeline_out.layout.display == "flex"
+    # the verdict in words: no open-set module yet -> the known generator, and it says so
+    assert "mine.mp4" in ex.status.value and "3 window" in ex.status.value
+    assert "Open-set rejection is not available" in ex.status.value
+    # the first window is shown: Grad-CAM over its frames, its log-mel, its nearest clips
+    assert "your video (mine.mp4), window 0" in ex.detail.layout.title.text
+    assert "Grad-CAM" in ex.detail.layout.title.text
+    heat = [t for t in ex.detail.data if t.type == "heatmap"][0]
+    assert np.allclose(heat.z, ex.video["clips"].mels[0].astype(np.float32))
+    assert "nearest clips" in ex.info.value and "<table>" in ex.info.value
+    near = ex.nearest(0, k=3)
+    assert len(near) == 3 and near.distance.is_monotonic_increasing
+    ex.gradcam.value = False                                  # raw frames again
+    img = [t for t in ex.detail.data if t.type == "image"][1]
+    assert np.array_equal(img.z, ex.video["clips"].frames[0, 1].transpose(1, 2, 0))
+    ex._on_video_click(star, types.SimpleNamespace(point_inds=[2]))       # a click on a star
+    assert "window 2" in ex.detail.layout.title.text
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("wall", "No face was found in wall.mp4"), ("noaudio", "has no audio track"),
+    ("text", "could not be read as a video"), ("missing", "There is no file at"),
+])
+def test_an_unusable_video_is_a_sentence_in_the_widget(live_explorer, tmp_path, kind, words):
+    import media
+    path = {"wall": lambda: media.write_video(tmp_path / "wall.mp4", face=False),
+            "noaudio": lambda: media.write_video(tmp_path / "noaudio.mp4", audio=None),
+            "text": lambda: media.write_text_as_video(tmp_path / "text.mp4"),
+            "missing": lambda: tmp_path / "nothing.mp4"}[kind]()
+    ex = live_explorer
+    before = ex.video
+    assert ex.add_video(path) is None                         # no exception reaches the user
+    assert words in ex.status.value, ex.status.value
+    assert "Traceback" not in ex.status.value and ex.video is before
+
+
+def test_an_uploaded_video_goes_through_the_same_path(live_explorer, tmp_path):
+    import datetime
+
+    import media
+    data = media.write_video(tmp_path / "up.mp4", seconds=1.4).read_bytes()
+    ex = live_explorer
+    ex.upload.value = ({"name": "phone clip.mp4", "type": "video/mp4", "size": len(data),
+                        "content": memoryview(data),
+                        "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    assert ex.video is not None and ex.video["path"].name == "phone clip.mp4", ex.status.value
+    assert len(ex.video["table"]) == 2 and not ex.video["path"].exists()   # temp file removed
+    assert ex.upload.value == ()

@@ -1,9 +1,9 @@
 """Look at clips in a store: a static plotly figure per clip and an ipywidgets browser.
 
 ``clip_figure(store, i)`` works anywhere (it is a plain plotly figure: it shows in exported HTML
-and in notebooks run by papermill). ``clip_browser(store)`` adds widgets to pick a generator
-and a clip; in a kernel without a front end (papermill) the widgets do nothing visible, so by
-default it also displays a static figure of the first clip.
+and in notebooks run by papermill). ``clip_browser(store)`` adds dropdowns to pick a generator
+and a clip above that figure; the figure stays an ordinary output that the dropdowns replace in
+place, so it is shown once live and kept in a saved notebook.
 """
 from __future__ import annotations
 
@@ -41,12 +41,19 @@ def clip_figure(store, clip_id: int):
 class ClipBrowser:
     """Pick a method, then a clip; the figure below updates.
 
+    The figure is an ordinary notebook output (a plotly figure shown with a ``display_id``),
+    not a widget: the dropdowns replace it in place (``update_display``). So a live notebook
+    shows the selected clip once, and a saved, exported or papermill-executed notebook keeps
+    the last figure shown (a widget's output would be lost without its saved state).
+
     Attributes:
-        widget: the ipywidgets ``VBox`` to display.
+        widget: the ipywidgets ``HBox`` of the two dropdowns.
         figure: the plotly figure of the selected clip.
     """
 
     def __init__(self, store, clip_id: int = 0):
+        import uuid
+
         import ipywidgets as W
 
         self.store = store
@@ -54,9 +61,10 @@ class ClipBrowser:
         methods = ["(all)"] + sorted(m["method"].unique().tolist())
         self.method = W.Dropdown(options=methods, value="(all)", description="method")
         self.clip = W.Dropdown(options=self._options("(all)"), description="clip")
-        self.out = W.Output()
-        self.widget = W.VBox([W.HBox([self.method, self.clip]), self.out])
+        self.widget = W.HBox([self.method, self.clip])
         self.figure = None
+        self.display_id = f"amdd-clip-browser-{uuid.uuid4().hex}"
+        self._shown = False           # the figure output exists (update it, do not add one)
         self.method.observe(self._on_method, names="value")
         self.clip.observe(self._on_clip, names="value")
         if len(store):
@@ -81,9 +89,9 @@ class ClipBrowser:
 
     def _draw(self, clip_id: int) -> None:
         self.figure = clip_figure(self.store, clip_id)
-        with self.out:
-            self.out.clear_output(wait=True)
-            self.figure.show()
+        if self._shown:
+            from IPython.display import update_display
+            update_display(self.figure, display_id=self.display_id)
 
     def select(self, clip_id: int) -> None:
         """Show ``clip_id`` (as if picked in the dropdown)."""
@@ -95,15 +103,15 @@ class ClipBrowser:
     def _ipython_display_(self) -> None:
         from IPython.display import display
         display(self.widget)
+        if self.figure is not None:
+            display(self.figure, display_id=self.display_id)
+            self._shown = True
 
 
-def clip_browser(store, clip_id: int = 0, static: bool = True) -> ClipBrowser:
-    """Display a :class:`ClipBrowser`; with ``static`` also a plain figure of ``clip_id``
-    (what a saved or papermill-executed notebook shows, where widgets need a live front end)."""
+def clip_browser(store, clip_id: int = 0) -> ClipBrowser:
+    """Display a :class:`ClipBrowser` (dropdowns, then the figure of ``clip_id``, once)."""
     from IPython.display import display
 
     browser = ClipBrowser(store, clip_id)
-    display(browser.widget)
-    if static and len(store):
-        display(clip_figure(store, clip_id))
+    display(browser)
     return browser

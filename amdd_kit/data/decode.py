@@ -36,7 +36,8 @@ Windows
     to the shortcut audit). With ``cfg.trim_silence``, leading audio quieter than ``cfg.silence_db``
     below the peak (10 ms RMS frames) and the same span of video are dropped first.
 Faces
-    :mod:`amdd_kit.data.faces`: Haar cascade on every ``cfg.detect_every``-th selected frame,
+    :mod:`amdd_kit.data.faces`: the ``cfg.face_detector`` (Haar cascade by default, or dlib's
+    HOG detector) on every ``cfg.detect_every``-th selected frame,
     smoothed, gaps filled from neighbours; an ``image_size`` window of source pixels around the
     face when it fits (``cfg.crop_mode="native"``, no resampling), else the box enlarged by
     ``cfg.face_margin`` resized to ``cfg.image_size``; black padding at the borders.
@@ -61,7 +62,7 @@ import torch
 import torchaudio
 
 from ..config import DataConfig
-from .faces import crop_faces, crop_scale, detect_faces
+from .faces import crop_faces, crop_scale, detect_faces, face_detector
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +457,8 @@ def clips_from_video(video_path: str | Path, cfg: DataConfig,
                                                             _grid_targets(starts, cfg), c)
 
     # 3. faces: track over all selected frames, skip when the detector rarely finds one
-    track = detect_faces(frames, every=cfg.detect_every, track=cfg.face_search == "track")
+    track = detect_faces(frames, every=cfg.detect_every, detector=face_detector(cfg.face_detector),
+                         track=cfg.face_search == "track")
     if track.face_fraction < cfg.min_face_fraction:
         raise SkipVideo("no_face", f"face found in {track.found.sum()}/{len(track.found)} "
                                    f"sampled frames (< {cfg.min_face_fraction:.0%})")

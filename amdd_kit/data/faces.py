@@ -7,6 +7,14 @@ boxes over time and lets frames without a detection borrow (interpolate) the box
 detected neighbours. To use a stronger detector (YuNet, RetinaFace), pass any function with the
 signature of :func:`haar_face` as ``detector=``.
 
+A second detector ships with the kit's optional ``faces`` extra: :func:`dlib_face`, dlib's HOG +
+linear SVM frontal-face detector (the one DeepfakeBench's preprocessing uses), whose weights are
+compiled into the ``dlib-bin`` wheel (nothing is downloaded at run time). It finds faces that the
+2001 cascade misses in real footage (a photograph under poor light, a mirrored pose); on the
+synthetic corpus both find nearly every face and Haar is faster, so Haar stays the default.
+``DataConfig.face_detector`` picks one by name (:data:`FACE_DETECTORS`, :func:`face_detector`);
+``benchmarks/bench_faces.py`` measures both.
+
 With ``track=True`` (``DataConfig.face_search = "track"``, the paper config), every detection
 after the first searches only near the previous box (:func:`haar_face_near`: a window of twice
 the face, shrunk so the face is about :data:`TRACK_FACE_SIDE` px, faces within +-35% of the
@@ -113,6 +121,54 @@ def haar_face_near(image_rgb: np.ndarray, box: np.ndarray | tuple[float, float, 
     bx, by, bw, bh = best
     return (int(round(x0 + bx / scale)), int(round(y0 + by / scale)), int(round(bw / scale)),
             int(round(bh / scale)))
+
+
+#: dlib's detection score below which a hit is ignored (real faces score about 0.8-2.5; weak
+#: hits on a patterned background 0-0.4, see benchmarks/bench_faces.py)
+DLIB_MIN_SCORE = 0.5
+DLIB_INSTALL = ("the 'dlib' face detector needs the dlib-bin package (its weights are inside the "
+                "wheel): pip install -e '.[faces]' in the kit's folder, or pip install dlib-bin")
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_detector():
+    try:
+        import dlib  # lazy: an optional extra
+    except ImportError:
+        raise ImportError(DLIB_INSTALL) from None
+    return dlib.get_frontal_face_detector()
+
+
+def dlib_face(image_rgb: np.ndarray, upsample: int = 1) -> tuple[int, int, int, int] | None:
+    """Largest confident frontal face in one RGB frame ``[H, W, 3]`` as ``(x, y, w, h)``, or None.
+
+    dlib's HOG detector (``get_frontal_face_detector``) on the frame enlarged ``upsample`` times
+    (its smallest face is 80 px, about 40 px at ``upsample=1``); hits scoring below
+    :data:`DLIB_MIN_SCORE` are dropped. Needs the ``faces`` extra (``dlib-bin``).
+    """
+    boxes, scores, _ = _dlib_detector().run(np.ascontiguousarray(image_rgb), upsample, 0.0)
+    h, w = image_rgb.shape[:2]
+    found = [(max(0, r.left()), max(0, r.top()), min(w, r.right()), min(h, r.bottom()))
+             for r, s in zip(boxes, scores) if s >= DLIB_MIN_SCORE]
+    found = [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in found if x1 > x0 and y1 > y0]
+    if not found:
+        return None
+    return max(found, key=lambda b: b[2] * b[3])
+
+
+#: ``DataConfig.face_detector`` name -> per-frame detector
+FACE_DETECTORS: dict[str, Detector] = {"haar": haar_face, "dlib": dlib_face}
+
+
+def face_detector(name: str) -> Detector:
+    """The per-frame detector called ``name`` (:data:`FACE_DETECTORS`), checked to be usable:
+    an unknown name is a ``ValueError``, a detector whose package is missing an ``ImportError``
+    that says how to install it (raised here, once, not in every preprocessing worker)."""
+    if name not in FACE_DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; choose from {sorted(FACE_DETECTORS)}")
+    if name == "dlib":
+        _dlib_detector()
+    return FACE_DETECTORS[name]
 
 
 @dataclass

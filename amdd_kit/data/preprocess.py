@@ -34,6 +34,7 @@ from . import shards
 from .adapters import read_dataset
 from .codec import check_codec, encode_frames
 from .decode import SkipVideo, clips_from_video
+from .faces import face_detector
 from .store import StoreSummary, absorb, pack
 from .workdir import (check_data_config, is_done, n_clips, remove_stale_temporaries,
                       save_skip, save_sources, save_work_item, work_dir)
@@ -110,6 +111,7 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
     t_start = time.perf_counter()
     out = Path(out)
     check_codec(cfg.frame_codec, cfg.jpeg_quality, cfg.jpeg_chroma)
+    face_detector(cfg.face_detector)  # an unknown or uninstalled detector: one clear error here
     res = read_dataset(dataset, root)
     check_data_config(out, cfg)
     work = work_dir(out)

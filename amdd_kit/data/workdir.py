@@ -32,7 +32,8 @@ from ..config import DataConfig
 #: DataConfig fields added after stores were first written, with the value that reproduces the
 #: older stores: a ``data_config.json`` without the field is read as having this value.
 LEGACY_DEFAULTS: dict[str, Any] = {"frame_codec": "raw", "jpeg_quality": 90,
-                                 "jpeg_chroma": "420", "face_search": "full"}
+                                 "jpeg_chroma": "420", "face_search": "full",
+                                 "face_detector": "haar"}
 
 
 def work_dir(out: str | Path) -> Path:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from .ablation import METRIC_LABELS, metric_figure
 from .clips import color_map, frames_mel_figure, overlay_heatmap
 from .common import METHOD_COLORS, color_for, ordered, save_figure, score_bars, setup_offline
-from .embedding import (alignment_figure, distance_heatmap, embedding_panels, scatter_2d,
-                        side_by_side)
+from .embedding import (alignment_figure, distance_heatmap, embedding_panels, is_continuous,
+                        scatter_2d, side_by_side, timeline_figure)
 from .evaluation import (confusion_figure, cross_dataset_figure, landing_figure, recall_bars,
                          roc_figure)
 from .runs import recall_delta_figure, trend_figure
@@ -31,7 +31,8 @@ from .shortcut import audit_bars, silence_figure
 __all__ = [
     "METHOD_COLORS", "setup_offline", "save_figure", "color_for", "ordered", "score_bars",
     "roc_figure", "confusion_figure", "recall_bars", "cross_dataset_figure", "landing_figure",
-    "scatter_2d", "side_by_side", "embedding_panels", "distance_heatmap", "alignment_figure",
+    "scatter_2d", "side_by_side", "timeline_figure", "is_continuous",
+    "embedding_panels", "distance_heatmap", "alignment_figure",
     "frames_mel_figure", "overlay_heatmap", "color_map",
     "METRIC_LABELS", "metric_figure", "silence_figure", "audit_bars",
     "trend_figure", "recall_delta_figure",
