@@ -83,6 +83,25 @@ def ddp_kwargs(cfg) -> list:
     return [DistributedDataParallelKwargs(find_unused_parameters=off)]
 
 
+def average_bn_statistics(bns: Sequence[torch.nn.modules.batchnorm._BatchNorm]) -> None:
+    """Make every process's BatchNorm population statistics the same: the pooled mean and
+    variance of the per-process ones (equal shares: ``DistributedDL`` gives each process as many
+    batches). Used after :class:`amdd_kit.train.PreciseBN` recomputes them from each process's
+    own batches; without it the processes would validate with different networks and the
+    gathered metrics would not be those of the saved weights. No-op on one process."""
+    if world_size() < 2 or not torch.distributed.is_initialized():
+        return
+    n = world_size()
+    for bn in bns:
+        mean = bn.running_mean.detach().clone()
+        second = bn.running_var.detach() + mean ** 2    # E[x^2] per process
+        torch.distributed.all_reduce(mean)
+        torch.distributed.all_reduce(second)
+        mean /= n
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_((second / n - mean ** 2).clamp_min(0))
+
+
 @patch
 def _broadcast(self: DistributedDL, t, rank):
     """fastai's DistributedDL broadcasts the epoch order from rank 0 as a CUDA tensor (NCCL

@@ -33,7 +33,8 @@ from fastai.torch_core import maybe_gather, rank_distrib, set_seed
 from fastcore.basics import noop
 
 from .config import Config
-from .distributed import ddp_kwargs, is_main, per_process_batch, process_device, world_size
+from .distributed import (average_bn_statistics, ddp_kwargs, is_main, per_process_batch,
+                          process_device, world_size)
 from .inference import embed_store
 from .jsonio import write_json
 from .loaders import make_dataloaders
@@ -103,10 +104,12 @@ class PreciseBN(Callback):
     PreciseBN): ``n_batches`` training batches run forward in training mode, without gradients,
     and each layer keeps the plain average over them (``momentum=None``). Training itself is
     unchanged; evaluation, the saved weights and every later prediction use the recomputed
-    statistics.
+    statistics. With several processes each recomputes from its own batches and the statistics
+    are then pooled (:func:`amdd_kit.distributed.average_bn_statistics`).
 
     Costs about ``n_batches`` forward passes per epoch (a forward is about a third of a training
-    step). Runs inside ``fit`` only (not in ``get_preds`` or ``lr_find``).
+    step). Runs only in the validation that follows a training epoch of ``fit`` (not in
+    ``validate``, ``get_preds`` or ``lr_find``).
     """
 
     order = 65  # after fastai's LRFinder (60), which cancels validation while it runs
@@ -115,17 +118,21 @@ class PreciseBN(Callback):
         self.n_batches, self.autocast = n_batches, autocast
 
     def before_fit(self):
+        # fastai sends before_fit to validate() and get_preds() too: only a validation that
+        # follows a training epoch (after_train below) recomputes, so scoring saved weights
+        # never changes them
         self.bns = [m for m in self.learn.model.modules()
                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                     and m.track_running_stats]
-        self.active = bool(self.bns) and self.n_batches > 0
+        self.pending = False
 
-    def after_fit(self):
-        self.active = False
+    def after_train(self):
+        self.pending = bool(self.bns) and self.n_batches > 0
 
     def before_validate(self):
-        if not getattr(self, "active", False):
+        if not getattr(self, "pending", False):
             return
+        self.pending = False
         momenta = [bn.momentum for bn in self.bns]
         for bn in self.bns:
             bn.reset_running_stats()
@@ -140,6 +147,7 @@ class PreciseBN(Callback):
                     model(*batch[:n_inp])
         for bn, m in zip(self.bns, momenta):
             bn.momentum = m
+        average_bn_statistics(self.bns)   # the same statistics in every process
         model.eval()
 
 

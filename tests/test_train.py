@@ -237,3 +237,10 @@ def test_precise_bn_recomputes_the_statistics_of_the_final_weights(store, tmp_pa
     fit(learn0, off, progress=False)
     assert not torch.allclose(learn0.model.visual.trunk.conv1.norm.running_mean,
                               torch.stack(feats).mean(0), atol=1e-4)
+    # scoring the trained model (validate: fastai sends it before_fit too) leaves every weight
+    # and statistic alone
+    learn.model.eval()
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with learn.no_bar():
+        learn.validate()
+    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
