@@ -198,14 +198,14 @@ def open_set_report(run_dir: Path, store, run: tuple, test_df: pd.DataFrame,
         return {"error": f"{type(e).__name__}: {e}"}
     if out != run_dir:
         os_.save(out)
-    known = test_df[~test_df["method"].isin(holdout)]
     cross, cross_known = {}, {}
     if cross_df is not None:
         for name, g in cross_df.groupby("eval_set", sort=False):
             fake = g["clip_label"].astype(int) == 1
             cross[name], cross_known[name] = g[fake], g[~fake & (g["method_idx"] >= 0)]
     unseen = {m: test_df[test_df["method"] == m] for m in holdout}
-    return open_set_block(os_, known, cross=cross, unseen=unseen, cross_known=cross_known)
+    # known: the test clips of the classes the open set was fitted on (held-out methods are not)
+    return open_set_block(os_, test_df, cross=cross, unseen=unseen, cross_known=cross_known)
 
 
 # -- the whole evaluation -----------------------------------------------------------------------
