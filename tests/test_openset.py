@@ -218,3 +218,21 @@ def test_predict_verdict_says_unknown_above_the_threshold(data):
     assert v["closed_set_generator"] in os_.class_names                      # a trained class
     assert _open_set_verdict(None, r, probs) == {"closed_set_generator": METHODS[C - 1],
                                                  "open_set": None}
+
+
+def test_open_set_figures(data):
+    from amdd_kit import viz
+    train, valid, test, unk = data
+    os_ = fit_open_set(train, valid)
+    both = pd.concat([test, unk], ignore_index=True)
+    group = np.where(both["method_idx"] >= 0, "known (test)", "unknown")
+    fig = viz.score_histograms(os_.scores(both), group, os_.thresholds)
+    assert len(fig.data) == 2 * len(SCORES) and {t.name for t in fig.data} == set(group)
+    lines = sorted(sh.x0 for sh in fig.layout.shapes)
+    assert lines == pytest.approx(sorted(os_.thresholds.values()))
+    folds = pd.DataFrame({"msp": [0.6, 0.8], "centroid": [0.9, 1.0]}, index=["a", "b"])
+    fig = viz.fold_bars(folds, recommended="centroid")
+    assert list(fig.data[1].x) == ["a", "b", "mean"] and fig.data[1].y[-1] == pytest.approx(0.95)
+    assert fig.data[1].name == "centroid (recommended)"
+    fig = viz.distance_boxes({"k": [0.1, 0.2], "u": [0.5]}, threshold=0.3, half_gap=0.45)
+    assert len(fig.data) == 2 and sorted(sh.y0 for sh in fig.layout.shapes) == [0.3, 0.45]
