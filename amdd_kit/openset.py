@@ -374,7 +374,10 @@ def load_or_fit_open_set(run_dir: str | Path, store=None, run=None, save: bool =
         log.info("%s belongs to other weights: fitting the open set again", run_dir / OPEN_SET_JSON)
     os_ = fit_open_set(run_dir, store=store, run=run)
     if save:
-        log.info("open set fitted and saved: %s", os_.save(run_dir))
+        try:
+            log.info("open set fitted and saved: %s", os_.save(run_dir))
+        except OSError as e:  # a read-only run folder: use it without keeping it
+            log.warning("open set fitted but not saved in %s: %s", run_dir, e)
     return os_
 
 
