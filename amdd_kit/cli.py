@@ -103,7 +103,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         if not sep:
             raise UsageError(f"--cross expects name=STORE, got {item!r}")
         cross[name] = _need_dir(path, "--cross store")
-    metrics = evaluate_run(a.run, a.store, out=a.out, cross_stores=cross or None)
+    metrics = evaluate_run(a.run, a.store, out=a.out, cross_stores=cross or None, open_set=True)
     print(json.dumps(_jsonable(metrics), indent=2, default=str))
     return 0
 
@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a held-out store to evaluate, e.g. lavdf=data/synthetic/stores/lavdf-tiny")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="score videos: JSON with p_fake, generator, probabilities")
+    s = sub.add_parser("predict", help="score videos: JSON with p_fake, generator (\"unknown\" "
+                       "when the open set rejects it), probabilities")
     s.add_argument("--run", required=True)
     s.add_argument("videos", nargs="+", metavar="VIDEO")
     s.set_defaults(func=cmd_predict)

@@ -19,13 +19,20 @@ Protocols
 * **Unseen generators within FakeAVCeleb** -- methods listed in
   ``cfg.train.holdout_methods`` are kept out of train/valid and land in the test split;
   :func:`unseen_generator_report` shows how they are scored.
+* **Open set** -- can the model say "none of the generators I know"? :mod:`amdd_kit.openset`
+  scores every clip for rejection (maximum softmax, energy, distance to the nearest training
+  centroid, k-nearest-neighbour distance), sets each threshold on validation clips of known
+  generators, and measures the held-out sets' fakes (and the held-out methods' clips) against
+  the known test clips.
 
 Outputs (in ``out``, by default the run dir): ``metrics.json`` (merged with what the trainer
 wrote; cross-dataset blocks under ``cross_dataset``; the split's clip counts and the fakes left
 out for their face donor under ``split``, see :func:`amdd_kit.data.splits.split_report`;
 attribution beside its majority baseline, see :mod:`amdd_kit.metrics`), ``confusion.csv``,
 ``embeddings.parquet``
-(test split) and ``embeddings_cross.parquet`` (all held-out sets, column ``eval_set``).
+(test split) and ``embeddings_cross.parquet`` (all held-out sets, column ``eval_set``);
+``open_set.json`` + ``open_set_bank.npz`` and the ``open_set`` block of ``metrics.json``
+(:func:`open_set_report`).
 """
 from __future__ import annotations
 
@@ -50,7 +57,8 @@ log = logging.getLogger(__name__)
 CROSS_DATASETS: tuple[str, ...] = ("lavdf", "dftimit", "dfdm")
 
 __all__ = ["CROSS_DATASETS", "evaluate_run", "find_cross_stores", "read_split",
-           "attribution_landing", "cross_block", "unseen_generator_report", "cross_table"]
+           "open_set_report", "attribution_landing", "cross_block", "unseen_generator_report",
+           "cross_table"]
 
 
 # -- pieces -------------------------------------------------------------------------------------
@@ -174,6 +182,32 @@ def read_split(run_dir: str | Path, store, cfg=None) -> np.ndarray:
     return np.array([lookup[i] for i in ids])
 
 
+def open_set_report(run_dir: Path, store, run: tuple, test_df: pd.DataFrame,
+                    cross_df: pd.DataFrame | None, holdout: Sequence[str], out: Path
+                    ) -> dict[str, Any]:
+    """Fit (or load) the open set of a run, save it in ``out`` and return the ``open_set`` block
+    of ``metrics.json`` (:func:`amdd_kit.openset.open_set_block`). Known clips: the test clips
+    of trained generators; unknown: each held-out set's fakes (window label 1; its reals are
+    counted apart) and the clips of each held-out method."""
+    from .openset import load_or_fit_open_set, open_set_block
+
+    try:
+        os_ = load_or_fit_open_set(run_dir, store=store, run=run, save=out == run_dir)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        log.warning("open set of %s not fitted: %s", run_dir, e)
+        return {"error": f"{type(e).__name__}: {e}"}
+    if out != run_dir:
+        os_.save(out)
+    cross, cross_known = {}, {}
+    if cross_df is not None:
+        for name, g in cross_df.groupby("eval_set", sort=False):
+            fake = g["clip_label"].astype(int) == 1
+            cross[name], cross_known[name] = g[fake], g[~fake & (g["method_idx"] >= 0)]
+    unseen = {m: test_df[test_df["method"] == m] for m in holdout}
+    # known: the test clips of the classes the open set was fitted on (held-out methods are not)
+    return open_set_block(os_, test_df, cross=cross, unseen=unseen, cross_known=cross_known)
+
+
 # -- the whole evaluation -----------------------------------------------------------------------
 def _open(store):
     """A store given as a path is opened; an opened store (a :class:`ClipStore` or any object
@@ -183,7 +217,8 @@ def _open(store):
 
 def evaluate_run(run_dir: str | Path, store=None, out: str | Path | None = None,
                  cross_stores: Mapping[str, Any] | None = None,
-                 batch_size: int = 32, device=None, run: tuple | None = None) -> dict[str, Any]:
+                 batch_size: int = 32, device=None, run: tuple | None = None,
+                 open_set: bool = False) -> dict[str, Any]:
     """Score a run's test split and the held-out stores; write the evaluation files.
 
     ``store``: the training store, a path or an opened :class:`ClipStore` (default: the path
@@ -194,6 +229,13 @@ def evaluate_run(run_dir: str | Path, store=None, out: str | Path | None = None,
     ``{"error": ...}`` in its block; the rest of the evaluation goes on.
     ``run``: the run's ``(cfg, model)`` when already loaded (default:
     :func:`amdd_kit.inference.load_run` of ``run_dir``).
+    ``open_set``: also fit the open-set attributor (:mod:`amdd_kit.openset`: it embeds the
+    train and validation clips once, unless the run already holds one for these weights), save
+    it in ``out`` (``open_set.json``, ``open_set_bank.npz``) and add the ``open_set`` block: the
+    held-out sets' fakes, and the clips of ``train.holdout_methods``, against the known test
+    clips. ``amdd-kit evaluate`` and notebook 04 turn it on; off by default so that callers
+    that evaluate many runs (the ablation rows) do not pay for it. A fit that fails is logged and
+    recorded as ``{"error": ...}``.
     Returns the merged ``metrics.json`` content.
     """
     run_dir = Path(run_dir)
@@ -252,9 +294,12 @@ def evaluate_run(run_dir: str | Path, store=None, out: str | Path | None = None,
         blocks[name] = {**cross_block(cdf), "store": str(path)}
     if cross_stores:
         metrics["cross_dataset"] = blocks
-    if frames:
-        pd.concat(frames, ignore_index=True).to_parquet(out / "embeddings_cross.parquet",
-                                                        index=False)
+    cross_df = pd.concat(frames, ignore_index=True) if frames else None
+    if cross_df is not None:
+        cross_df.to_parquet(out / "embeddings_cross.parquet", index=False)
+    if open_set:
+        metrics["open_set"] = open_set_report(run_dir, store, (cfg, model), df, cross_df,
+                                              holdout, out)
     metrics = _jsonable(metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

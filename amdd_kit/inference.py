@@ -6,6 +6,7 @@ source cannot execute code when it is loaded.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,8 @@ from .data.decode import SkipVideo, VideoClips, clips_from_video
 from .loaders import to_model_inputs
 from .models import build_model
 from .precision import autocast_for
+
+log = logging.getLogger(__name__)
 
 #: the vectors of an embeddings table, named as the model's output dict names them: the shared
 #: (fused) embedding and the visual / audio fingerprints
@@ -65,20 +68,22 @@ def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
                    batch_size: int = 32, device=None) -> dict[str, np.ndarray]:
     """Run the model over arrays of clips (``[N,T,3,H,W]`` uint8, ``[N,n_mels,S]`` f16).
 
-    Returns numpy arrays: ``p_fake [N]``, ``attr_probs [N,C]``, the embeddings
+    Returns numpy arrays: ``p_fake [N]``, ``attr_logits [N,C]`` and ``attr_probs [N,C]`` (their
+    softmax), the embeddings
     ``embedding [N,d_e]``, ``f_v``, ``f_a`` ``[N,d_f]``, and each fingerprint's trace guess
     ``trace_v [N]`` (index into ``VISUAL_TRACES``), ``trace_a [N]`` (``AUDIO_TRACES``).
     """
     device = torch.device(device) if device else next(model.parameters()).device
     model.eval()
-    outs: dict[str, list[np.ndarray]] = {k: [] for k in ("p_fake", "attr_probs", *EMBED_COLUMNS,
-                                                         "trace_v", "trace_a")}
+    outs: dict[str, list[np.ndarray]] = {k: [] for k in ("p_fake", "attr_logits", "attr_probs",
+                                                         *EMBED_COLUMNS, "trace_v", "trace_a")}
     for s in range(0, len(frames_u8), batch_size):
         fr, me = to_model_inputs(frames_u8[s:s + batch_size], mels_f16[s:s + batch_size], cfg,
                                  device)
         with autocast_for(cfg, device):  # the arithmetic the model was trained with
             out = model(fr, me)
         outs["p_fake"].append(torch.sigmoid(out["det_logit"].float()).cpu().numpy())
+        outs["attr_logits"].append(out["attr_logits"].float().cpu().numpy())
         outs["attr_probs"].append(torch.softmax(out["attr_logits"].float(), -1).cpu().numpy())
         for k in EMBED_COLUMNS:
             outs[k].append(out[k].float().cpu().numpy())
@@ -101,11 +106,14 @@ def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | N
     (:data:`EMBED_COLUMNS`): ``embedding`` (shared embedding), ``f_v``, ``f_a`` (fingerprints);
     ``trace_visual`` / ``trace_audio`` (each modality's true trace, ``config.METHOD_TRACES``;
     empty for a generator outside the table) and ``pred_trace_visual`` / ``pred_trace_audio``
-    (what the fingerprints' trace classifiers say, CMFFC Eq. 4).
+    (what the fingerprints' trace classifiers say, CMFFC Eq. 4); ``attr_logits`` (the
+    attribution head's ``C`` logits, list<float32>: the open-set scores of
+    :mod:`amdd_kit.openset` need them, the softmax alone loses the energy).
     """
     m = store.manifest
     idx = np.arange(len(m)) if indices is None else np.sort(np.asarray(indices, np.int64))
-    res = {k: [] for k in ("p_fake", "attr_probs", *EMBED_COLUMNS, "trace_v", "trace_a")}
+    res = {k: [] for k in ("p_fake", "attr_logits", "attr_probs", *EMBED_COLUMNS, "trace_v",
+                           "trace_a")}
     for s in range(0, len(idx), 256):  # read the memmaps in slices, not all at once
         chunk = idx[s:s + 256]
         r = forward_arrays(model, store.frames[chunk], store.mels[chunk], cfg, batch_size,
@@ -130,20 +138,31 @@ def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | N
         df[col] = [names[i] if i >= 0 else "" for i in res[key].astype(int)]
     if split is not None:
         df["split"] = np.asarray(split)[idx]
-    for col in EMBED_COLUMNS:
+    for col in (*EMBED_COLUMNS, "attr_logits"):
         df[col] = list(res[col].astype(np.float32)) if len(df) else []
     return df
 
 
 def predict_videos(run_dir: str | Path, videos: Sequence[str | Path],
-                   audio: Sequence[str | Path | None] | None = None) -> list[dict]:
+                   audio: Sequence[str | Path | None] | None = None,
+                   open_set: bool = True) -> list[dict]:
     """Score videos with a trained run, preprocessing them exactly as training did.
 
     Each video is cut into the run's clip windows; clip probabilities are averaged. Returns one
     dict per video: ``video``, ``p_fake``, ``is_fake``, ``generator``, ``probs`` (generator ->
     probability), ``n_clips``; or ``video`` and ``error`` when it cannot be used.
+
+    With ``open_set`` (:mod:`amdd_kit.openset`; fitted once from the run's store and saved beside
+    the run when ``RUN/open_set.json`` is missing or belongs to other weights) the dict also
+    holds ``closed_set_generator`` (the head's pick among the classes it was trained on) and
+    ``open_set``: ``score`` (the recommended score's name), ``value`` (the mean
+    of its clips' scores; higher = more likely an unknown generator), ``threshold``, ``unknown``
+    (value above the threshold) and ``clips_rejected``. When ``unknown``, ``generator`` is
+    ``"unknown"``. ``open_set`` is ``None`` when the open set cannot be fitted (the training
+    store is gone): the reason is logged.
     """
     cfg, model = load_run(run_dir)
+    rejector = _open_set(run_dir, (cfg, model)) if open_set else None
     results = []
     for i, video in enumerate(videos):
         a = audio[i] if audio else None
@@ -155,12 +174,15 @@ def predict_videos(run_dir: str | Path, videos: Sequence[str | Path],
         r = forward_arrays(model, clips.frames, clips.mels, cfg)
         probs = r["attr_probs"].mean(axis=0)
         p_fake = float(r["p_fake"].mean())
-        results.append({
+        res = {
             "video": str(video), "p_fake": round(p_fake, 6), "is_fake": p_fake >= 0.5,
             "generator": METHODS[int(probs.argmax())],
             "probs": {m: round(float(p), 6) for m, p in zip(METHODS, probs)},
             "n_clips": int(len(clips.frames)),
-        })
+        }
+        if open_set:
+            res.update(_open_set_verdict(rejector, r, probs))
+        results.append(res)
     return results
 
 
@@ -204,3 +226,33 @@ def video_windows(model: nn.Module, cfg: Config, video: str | Path,
         if arr.ndim == 2 and key not in df:
             df[key] = list(arr.astype(np.float32))
     return clips, df
+
+
+def _open_set(run_dir: str | Path, run: tuple):
+    """The run's open set (saved, or fitted now and saved); ``None`` with a logged reason when
+    it cannot be had."""
+    from .openset import load_or_fit_open_set  # builds on this module: import late
+
+    try:
+        return load_or_fit_open_set(run_dir, run=run)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        log.warning("open-set rejection is off for %s: %s", run_dir, e)
+        return None
+
+
+def _open_set_verdict(rejector, r: dict[str, np.ndarray], probs: np.ndarray) -> dict:
+    """``closed_set_generator`` and the ``open_set`` fields of one video (see predict_videos)."""
+    if rejector is None:
+        return {"closed_set_generator": METHODS[int(probs.argmax())], "open_set": None}
+    name = rejector.recommended
+    clip_scores = rejector.score_arrays(r["attr_logits"], r["embedding"])[name]
+    value, threshold = float(clip_scores.mean()), rejector.threshold
+    known = rejector.classes
+    closed = METHODS[known[int(probs[known].argmax())]]
+    out = {"closed_set_generator": closed,
+           "open_set": {"score": name, "value": round(value, 6),
+                        "threshold": round(threshold, 6), "unknown": bool(value > threshold),
+                        "clips_rejected": int((clip_scores > threshold).sum())}}
+    if value > threshold:
+        out["generator"] = "unknown"
+    return out

@@ -119,22 +119,23 @@ def correctness(df: pd.DataFrame) -> pd.Series:
                      index=df.index)
 
 
-def open_set_verdict(run_dir: str | Path, windows: pd.DataFrame) -> dict[str, Any] | None:
-    """THE call point of open-set rejection for a student's video: ``None`` when the kit has no
-    open-set module (``amdd_kit.openset``) yet, else ``{"unknown": bool per window,
-    "threshold": float, "scores": per-window scores or None}`` from
-    ``amdd_kit.openset.load_open_set(run_dir)``. ``windows`` is the table of
-    :func:`amdd_kit.inference.video_windows` (the columns of ``embeddings.parquet``: p_fake,
-    predictions, the embedding and fingerprint vectors, the class probabilities)."""
-    try:
-        from .openset import load_open_set  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    rejector = load_open_set(run_dir)
-    scores = rejector.scores(windows)
-    return {"unknown": np.asarray(rejector.is_unknown(windows), dtype=bool),
-            "threshold": float(rejector.threshold),
-            "scores": None if scores is None else np.asarray(scores)}
+def open_set_verdict(run_dir: str | Path, windows: pd.DataFrame) -> dict[str, Any]:
+    """THE call point of open-set rejection for a student's video: the run's open set
+    (:func:`amdd_kit.openset.load_or_fit_open_set`: the saved one, or fitted from the run's
+    embeddings and saved) applied to ``windows``, the table of
+    :func:`amdd_kit.inference.video_windows` (it needs ``attr_logits`` and ``embedding``).
+
+    Returns ``{"score": name, "scores": [K] float, "unknown": [K] bool (per window),
+    "threshold": float, "video_unknown": bool}``; the video is unknown when its windows' mean
+    score passes the threshold, the rule ``amdd-kit predict`` applies. Raises what fitting the
+    open set raises (e.g. ``FileNotFoundError`` for a run without its embeddings tables)."""
+    from .openset import load_or_fit_open_set  # openset builds on inference: import on use
+
+    rejector = load_or_fit_open_set(run_dir)
+    scores = rejector.scores(windows)[rejector.recommended].to_numpy(dtype=float)
+    return {"score": rejector.recommended, "scores": scores,
+            "unknown": scores > rejector.threshold, "threshold": float(rejector.threshold),
+            "video_unknown": bool(scores.mean() > rejector.threshold)}
 
 
 def skip_sentence(err: Any, path: str | Path) -> str:
@@ -536,7 +537,7 @@ class EmbeddingExplorer:
         self.select_window(0)
         return table
 
-    def _open_set(self, table: pd.DataFrame) -> dict[str, Any] | None | str:
+    def _open_set(self, table: pd.DataFrame) -> dict[str, Any] | str:
         """:func:`open_set_verdict` for the video; its failure becomes a sentence."""
         try:
             return open_set_verdict(self.run_dir, table)
@@ -596,17 +597,16 @@ class EmbeddingExplorer:
              f"({'fake' if p >= 0.5 else 'real'}; {n_fake} of {len(t)} windows judged fake). ")
         os_ = v["open_set"]
         if isinstance(os_, dict):
-            unknown = bool(os_["unknown"].mean() > 0.5)
-            s += (f"Generator: <b>{'unknown' if unknown else gen}</b> "
-                  f"({int(os_['unknown'].sum())} of {len(t)} windows rejected by the open-set "
-                  f"score, threshold {os_['threshold']:.3g}"
-                  + (f"; nearest known class {gen}" if unknown else "") + ").")
+            unknown = os_["video_unknown"]
+            s += (f"Generator: <b>{'unknown' if unknown else gen}</b> (open-set score "
+                  f"{os_['score']}: mean {os_['scores'].mean():.3g} against the threshold "
+                  f"{os_['threshold']:.3g}; {int(os_['unknown'].sum())} of {len(t)} windows "
+                  "above it" + (f"; nearest known class {gen}" if unknown else "") + ").")
         else:
             s += (f"Most likely generator of the 7 known classes: <b>{gen}</b> "
                   f"(p={probs.max():.2f}). Open-set rejection is not available"
-                  + (f" ({html.escape(os_)})" if isinstance(os_, str) else
-                     " in this kit yet") + ", so a generator it has never seen is still "
-                  "named as one of these.")
+                  + (f" ({html.escape(os_)})" if isinstance(os_, str) else "")
+                  + ", so a generator it has never seen is still named as one of these.")
         return s + " The stars on the map are its windows; click one to see it below."
 
     def nearest(self, window: int, k: int = 5) -> pd.DataFrame:

@@ -328,7 +328,7 @@ def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int,
         T["run_all"], st = lp.run_all()
         assert not st["errors"], st["errors"]
         assert st["kernel"] == "amdd-kit", st
-        # section 6b added a video in code: its first window fills the clip view
+        # section 7b added a video in code: its first window fills the clip view
         T["explorer_drawn"] = lp.wait_explorer(
             "e['map']['points'] > 0 and e['clip']['title'].startswith('your video')")
         lp.scroll_to_explorer()

@@ -165,3 +165,39 @@ def test_evaluate_run_writes_and_merges_everything(tmp_path):
                                                                        index=False)
     with pytest.raises(ValueError, match="does not cover"):
         Ev.evaluate_run(run, train_store, cross_stores={}, run=loaded)
+
+
+def test_evaluate_run_open_set_block(tmp_path):
+    """The open set of a toy run: rejection scores of the held-out method and a held-out set."""
+    run = tmp_path / "run"
+    run.mkdir()
+    methods = ["real", "fsgan", "wav2lip", "real", "fsgan", "wav2lip", "real", "fsgan", "real",
+               "fsgan"]
+    bright = [False, True, True, True, True, False, False, True, False, True]
+    split = ["train", "test", "test", "test", "valid", "test", "test", "train", "train", "train"]
+    pd.DataFrame({"clip_id": range(10), "split": split}).to_csv(run / "splits.csv", index=False)
+    lavdf = FakeStore(["real", "real", "lavdf-edit", "lavdf-edit"], [False, False, True, False],
+                      dataset="lavdf")
+    cfg = get_config("tiny", {"train.holdout_methods": "wav2lip"})
+    m = Ev.evaluate_run(run, FakeStore(methods, bright), run=(cfg, BrightIsFake()),
+                        cross_stores={"lavdf": lavdf}, open_set=True)
+    block = m["open_set"]
+    assert block["classes"] == ["real", "fsgan"] and block["recommended"] == "centroid"
+    assert block["n_train"] == 4 and block["n_valid"] == 1
+    unseen = block["unseen_generators"]["wav2lip"]
+    assert (unseen["n_known"], unseen["n_unknown"]) == (3, 2)
+    # msp over the trained classes (real: -b, fsgan: +b) is 1 - sigmoid(2|b|): dark frames are
+    # nearer 0 after ImageNet normalisation, so their msp is higher. Unknown wav2lip clips
+    # (bright, dark) against known (bright, bright, dark): 2 ties, 1 loss, 2 wins, 1 tie
+    assert unseen["auroc_baseline"] == pytest.approx(3.5 / 6)
+    assert unseen["scores"]["msp"]["auroc"] == unseen["auroc_baseline"]
+    assert unseen["auroc"] == unseen["scores"]["centroid"]["auroc"]
+    lav = block["cross_dataset"]["lavdf"]
+    assert lav["n_unknown"] == 2 and lav["known_elsewhere_rejected"]["n"] == 2
+    saved = json.loads((run / "open_set.json").read_text())
+    assert saved["thresholds"] == block["thresholds"] and (run / "open_set_bank.npz").exists()
+    assert json.loads((run / "metrics.json").read_text())["open_set"] == block
+    # off by default (callers that evaluate many runs do not pay for it)
+    (run / "metrics.json").unlink()
+    assert "open_set" not in Ev.evaluate_run(run, FakeStore(methods, bright),
+                                             run=(cfg, BrightIsFake()), cross_stores={})

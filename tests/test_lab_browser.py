@@ -7,7 +7,7 @@ After the tiny series has produced a run (the session's ``series`` fixture: note
 port, and Playwright drives Debian's ``chromium``:
 
 * notebook 05 with its shipped defaults (``run_dir = "runs/demo"``, live widgets): Run All
-  (section 6b adds a LAV-DF partial fake in code), change the space dropdown, add a video by
+  (section 7b adds a LAV-DF partial fake in code), change the space dropdown, add a video by
   typing its path and another by uploading it, try every colouring after the one with the most
   groups, the one with the fewest and the continuous ``p_fake`` scale, click a point on the map,
   reload the page; from the DOM: the video's windows are stars on the map (legend, point count),
@@ -94,10 +94,10 @@ def test_notebook_05_explorer_in_jupyterlab(lab, series, playwright_and_chromium
                               colourings=colourings)
     (base / "lab_timings.json").write_text(json.dumps(res, indent=1))
     print("\n[lab] notebook 05:", json.dumps(res["timings"]))
-    assert res["after_run"]["map"]["points"] > n_clips              # the clips and 6b's stars
+    assert res["after_run"]["map"]["points"] > n_clips              # the clips and 7b's stars
     assert res["after_run"]["map"]["width"] >= 650, res["after_run"]["map"]
     assert res["after_run"]["clip"]["images"] == n_frames
-    assert res["after_run"]["clip"]["title"].startswith("your video (")       # 6b's video
+    assert res["after_run"]["clip"]["title"].startswith("your video (")       # 7b's video
     assert res["after_dropdown"]["dropdowns"][0] == "audio"
     # a video added by its path, then one uploaded: stars on the map, clip view and timeline
     for step, path in (("after_video", videos[0]), ("after_upload", videos[-1])):

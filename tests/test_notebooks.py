@@ -31,7 +31,8 @@ PARAMS = {
     # bounds of test_03 could not tell this model from the last wave's
     "03": {"epochs": 12, "lr_find": True, "lr_find_iters": 10},
     "04": {"n_explain": 1},
-    "05": {"live_widgets": False},
+    # "none": no benchmark table there, so 05 shows its leave-one-out fallback (class removal)
+    "05": {"live_widgets": False, "open_set_bench": "none"},
     # two seeds (the paired seed bootstrap) on the rows that cover every code path: the head
     # (full), the linear probe (no_attribution, detection_only) and the other model (cad)
     "06": {"epochs": 1, "workers": 2, "seeds": [0, 1],
@@ -136,14 +137,27 @@ def test_03_train_amdd(series):
 
 
 def test_predict_cli_scores_a_video(series):
+    from amdd_kit.openset import SCORES
     run = series.run("03")
     video = next((series.data_dir / "fakeavceleb").rglob("*.mp4"))
+    held = next((series.data_dir / "dfdm").rglob("*.mp4"))      # a generator never trained on
     r = subprocess.run([sys.executable, "-m", "amdd_kit.cli", "predict", "--run", str(run),
-                        str(video)], capture_output=True, text=True, timeout=300, cwd=REPO)
+                        str(video), str(held)], capture_output=True, text=True, timeout=300,
+                       cwd=REPO)
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)[0]
-    assert 0.0 <= out["p_fake"] <= 1.0 and out["generator"] in out["probs"]
-    assert abs(sum(out["probs"].values()) - 1.0) < 1e-3
+    outs = json.loads(r.stdout)
+    assert len(outs) == 2
+    for out in outs:
+        assert 0.0 <= out["p_fake"] <= 1.0 and out["closed_set_generator"] in out["probs"]
+        assert abs(sum(out["probs"].values()) - 1.0) < 1e-3
+        # the open-set verdict: "unknown" exactly when the score passes the threshold
+        o = out["open_set"]
+        assert o["score"] in SCORES and np.isfinite(o["threshold"]) and 0 <= o["clips_rejected"]
+        assert o["unknown"] == (o["value"] > o["threshold"])
+        assert out["generator"] == ("unknown" if o["unknown"] else out["closed_set_generator"])
+    # predict fitted the open set once and saved it beside the run
+    assert json.loads((run / "open_set.json").read_text())["threshold"] == \
+        pytest.approx(outs[0]["open_set"]["threshold"], abs=1e-5)
 
 
 def test_04_evaluate(series):
@@ -189,8 +203,26 @@ def test_05_embedding_geometry(series):
     assert g["nearest_pairs"]["cosine"], "no nearest-confusable pairs"
     figs = {p.name for p in _figures(run, "05")}
     assert any("umap" in f for f in figs)
-    # section 6b added a LAV-DF partial fake through the explorer: its timeline was drawn
+    # section 7b added a LAV-DF partial fake through the explorer: its timeline was drawn
     assert "05_your_video_timeline.html" in figs
+    # open set: the thresholds keep about 95 % of the known validation clips, so the known test
+    # clips mostly stay known; a score without the skill rejects unknowns at AUROC 0.5
+    o = g["open_set"]
+    assert o["recommended"] == "centroid" and o["loo_source"] == "class_removal"
+    assert o["known_test_kept"] >= 0.75, o["known_test_kept"]
+    print("open set:", json.dumps(o["cross_auroc_by_set"]), json.dumps(o["loo_mean_auroc"]))
+    # class removal (no retraining): the removed class keeps its own cluster, so the centroid
+    # score should find it far better than chance
+    assert o["loo_mean_auroc"][o["recommended"]] >= 0.8, o["loo_mean_auroc"]
+    saved = _json(run / "open_set.json")
+    assert saved["thresholds"] == pytest.approx(o["thresholds"])
+    assert {"05_open_set_histograms.html", "05_open_set_roc.html", "05_open_set_centroids.html",
+            "05_open_set_leave_one_out.html"} <= figs
+    # the partial fake went through the same open set (one call point, the rule of predict)
+    yv = g["your_video"]
+    assert yv["score"] == o["recommended"]
+    assert yv["threshold"] == pytest.approx(o["thresholds"][o["recommended"]])
+    assert yv["unknown"] == (yv["mean_score"] > yv["threshold"])
 
 
 def test_06_ablations_and_cad(series):

@@ -11,6 +11,7 @@ clips         the clip figure: frames (with Grad-CAM) above the log-mel (noteboo
 ablation      one metric across the ablation rows (notebook 06)
 shortcut      the leading-silence audit (notebook 06)
 runs          metric trends and recall deltas across registered runs (notebook 07)
+openset       rejection-score histograms, AUROC per held-out generator, centroid distances (05)
 ============  ==================================================================================
 
 Figures are saved as standalone HTML with plotly.js embedded (:func:`save_figure`), so they open
@@ -25,6 +26,7 @@ from .embedding import (alignment_figure, distance_heatmap, embedding_panels, is
                         scatter_2d, side_by_side, timeline_figure)
 from .evaluation import (confusion_figure, cross_dataset_figure, landing_figure, recall_bars,
                          roc_figure)
+from .openset import distance_boxes, fold_bars, score_histograms
 from .runs import recall_delta_figure, trend_figure
 from .shortcut import audit_bars, silence_figure
 
@@ -36,4 +38,5 @@ __all__ = [
     "frames_mel_figure", "overlay_heatmap", "color_map",
     "METRIC_LABELS", "metric_figure", "silence_figure", "audit_bars",
     "trend_figure", "recall_delta_figure",
+    "score_histograms", "fold_bars", "distance_boxes",
 ]

@@ -12,8 +12,11 @@ from .common import METHOD_COLORS, color_for
 
 
 def roc_figure(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
-               title: str = "ROC: real vs fake") -> go.Figure:
-    """ROC curves, one per named set: ``{name: (labels 0/1 [N], p_fake [N])}``.
+               title: str = "ROC: real vs fake",
+               xaxis_title: str = "false positive rate (reals called fake)",
+               yaxis_title: str = "true positive rate (fakes caught)") -> go.Figure:
+    """ROC curves, one per named set: ``{name: (labels 0/1 [N], p_fake [N])}`` (any score that
+    is higher for label 1: the open-set figures pass ``(unknown, rejection score)``).
 
     A set with a single class has no ROC curve; it is listed in the title instead of crashing.
     """
@@ -32,8 +35,8 @@ def roc_figure(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
                                  line=dict(color=color_for(name, i))))
     if skipped:
         title += f"<br><sup>one class only, no curve: {', '.join(skipped)}</sup>"
-    fig.update_layout(title=title, xaxis_title="false positive rate (reals called fake)",
-                      yaxis_title="true positive rate (fakes caught)", width=560, height=480,
+    fig.update_layout(title=title, xaxis_title=xaxis_title,
+                      yaxis_title=yaxis_title, width=560, height=480,
                       xaxis=dict(range=[0, 1]), yaxis=dict(range=[0, 1.02]))
     return fig
 
