@@ -374,5 +374,10 @@ def test_series_kernels_print_no_warnings_to_the_terminal(nb_dir, tmp_path, capf
     without encryption does not reach the terminal of ``amdd-kit series`` / ``make demo``."""
     result = S.run_series(tmp_path / "r", notebooks=["02"], notebooks_folder=nb_dir, timeout=60)
     assert result.ok, result.error
-    err = capfd.readouterr().err
+    captured = capfd.readouterr()
+    err = captured.err
     assert "IPKernelApp" not in err and "WARNING" not in err, err[-500:]
+    # the progress hooks reach nbclient through papermill: the parameterised notebook's 3 code
+    # cells (parameters, injected parameters, body) are counted; a log gets plain lines
+    assert "    ## start · cell 0/3 · 0:00\n" in captured.out, captured.out
+    assert "\r" not in captured.out
