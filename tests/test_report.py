@@ -180,6 +180,10 @@ def test_failing_notebook_stops_series_and_is_registered(nb_dir, tmp_path, monke
     assert "boom from the third notebook" in captured.err
     assert len(captured.err.strip().splitlines()) == 1
     assert "[3/4] 03_failer.ipynb FAILED" in captured.out
+    # the closing summary still comes, and names what did not run
+    assert "What this run found" in captured.out
+    assert "03_failer.ipynb" not in captured.out.split("not run")[-1].split("\n")[0]
+    assert "04_after.ipynb (amdd-kit series --out" in captured.out
     assert (out / "order.txt").read_text().split() == ["01", "02", "03"]
     kept = out / "notebooks" / "03_failer.ipynb"
     assert kept.is_file() and not (out / "notebooks" / "04_after.ipynb").exists()
