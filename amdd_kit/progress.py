@@ -100,6 +100,7 @@ class NotebookProgress:
 
     def cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
         with self._lock:
+            self.cell_started = self.now()   # whatever ran before has finished
             if cell.cell_type == "markdown":
                 heading = section_heading(cell.source)
                 if heading:
@@ -108,7 +109,6 @@ class NotebookProgress:
             if cell.cell_type != "code" or not cell.source.strip():
                 return   # nbclient skips it
             self.cell += 1
-            self.cell_started = self.now()
         self.tick()
 
     # -- output ---------------------------------------------------------------------------

@@ -64,6 +64,8 @@ def test_log_lines_name_the_section_and_stay_few_during_a_long_cell():
     assert 9 <= len(training) <= 11, lines
     assert training[-1].endswith("(this cell 10:00)") or "(this cell 9:" in training[-1]
     assert len(lines) <= 14, lines
+    # the section after the training starts its own clock: no "(this cell ...)" of the last cell
+    assert lines[-1].strip().startswith("## 2 · CAD · cell 3/4") and "this cell" not in lines[-1]
 
 
 def test_live_line_is_redrawn_in_place_and_cleared():
