@@ -128,6 +128,7 @@ def cmd_series(a: argparse.Namespace) -> int:
     result = run_series(a.out, config=a.config, data_dir=a.data, params=params,
                         notebooks=a.notebooks or None)
     ok = getattr(result, "ok", True)
+    _print_lesson(a.out)
     report = Path(a.out) / "report.html"
     if ok:
         print(f"series finished: {a.out}" + (f" (report: {report})" if report.exists() else ""))
@@ -135,6 +136,19 @@ def cmd_series(a: argparse.Namespace) -> int:
     print(f"amdd-kit: series failed: {getattr(result, 'error', 'see the executed notebook')}",
           file=sys.stderr)
     return 1
+
+
+def _print_lesson(run_dir: str | Path) -> None:
+    """The closing summary of a series (:func:`amdd_kit.lessons.lesson_summary`); never the
+    reason a finished series reports a failure."""
+    from .lessons import lesson_summary
+    from .series import list_notebooks, notebooks_dir
+    try:
+        folder = notebooks_dir()
+        names = [p.name for p in list_notebooks(folder)]
+        print(lesson_summary(run_dir, names, folder), flush=True)
+    except Exception as exc:  # a summary must not hide the series' own outcome
+        print(f"amdd-kit: could not summarise {run_dir}: {exc}", file=sys.stderr)
 
 
 def cmd_report(a: argparse.Namespace) -> int:

@@ -27,10 +27,12 @@ from typing import Any, Iterator, Sequence
 
 import pandas as pd
 import papermill as pm
+from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from .export import export_html
 from .jsonio import write_json
+from .progress import NotebookProgress
 from .registry import load_registry, register_run
 
 #: Name of the Jupyter kernel that ``make setup`` registers for the project's venv.
@@ -254,6 +256,25 @@ def write_series_times(run_dir: Path, seconds: dict[str, float], call_seconds: f
     return out
 
 
+class QuietShutdownKernelManager(AsyncKernelManager):
+    """The kernel manager of the series: jupyter_client's, less the interrupt at shutdown.
+
+    ``shutdown_kernel`` sends SIGINT before its shutdown request (to stop code that is still
+    running). papermill shuts a kernel down only once the notebook's last request
+    (``kernel_info``) has been answered, but ipykernel may still be inside that request's handler,
+    where SIGINT raises: the kernel then logs ``[IPKernelApp] ERROR | KeyboardInterrupt caught
+    in kernel.`` on a notebook that succeeded (seen at the end of notebook 04, more often on a
+    busy machine). Here the shutdown request alone stops the kernel; one that does not stop (a
+    cell still running after a timeout) is terminated after ``shutdown_wait_time`` as before.
+    An explicit ``interrupt_kernel()`` still interrupts.
+    """
+
+    async def _async_interrupt_kernel(self) -> None:
+        if getattr(self, "shutting_down", False):
+            return
+        await super()._async_interrupt_kernel()
+
+
 #: Kernel arguments of every notebook the series runs: only the kernel's errors reach the
 #: terminal. ipykernel 7 otherwise prints a transport-encryption warning per kernel (the
 #: kernel listens on localhost, started by this process), seven times in ``make demo``.
@@ -280,8 +301,9 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
         timeout: per-cell execution timeout in seconds (None: no limit).
         notebooks_folder: where the notebooks live (default :func:`notebooks_dir`).
         runs_dir: the registry folder (default: the parent of ``out``).
-        progress: print one line per notebook (name, elapsed seconds) to stdout, and
-            papermill's per-cell progress bar when stderr is a terminal.
+        progress: print one line per notebook (name, elapsed seconds) to stdout and, while it
+            runs, its section, cell count and elapsed time (:class:`~amdd_kit.progress.
+            NotebookProgress`: one line redrawn in a terminal, a line a minute in a log).
         log_output: also stream the notebooks' own output to the terminal (cron logs).
         export: after a successful series, export the executed report notebook (the one
             numbered 07, else none) to ``RUN/report.html``.
@@ -302,7 +324,6 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
     result = SeriesResult(ok=True, run_dir=run_dir, kernel=kernel_name)
     started = time.time()
     say = (lambda msg: print(msg, flush=True)) if progress else (lambda msg: None)
-    cell_bar = progress and sys.stderr.isatty()  # papermill's per-cell bar, not in cron logs
     say(f"amdd-kit series: {len(paths)} notebook(s) -> {nb_out} (kernel {kernel_name!r}, "
         f"python {sys.executable})")
 
@@ -310,14 +331,20 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
         for i, src in enumerate(paths, 1):
             dst = nb_out / src.name
             t0 = time.time()
+            # the section / cell / clock line (plain log lines when the notebook's own output
+            # is streamed too, so the two do not overwrite each other)
+            prog = NotebookProgress(live=False if log_output else None) if progress else None
             try:
                 given = parameters_for(src, values)
                 say(f"[{i}/{len(paths)}] {src.name} ...")
-                pm.execute_notebook(str(src), str(dst), parameters=given,
-                                    kernel_name=kernel_name, progress_bar=cell_bar,
-                                    log_output=log_output, cwd=os.getcwd(),
-                                    execution_timeout=timeout,
-                                    extra_arguments=list(KERNEL_QUIET))
+                with prog or contextlib.nullcontext():
+                    pm.execute_notebook(str(src), str(dst), parameters=given,
+                                        kernel_name=kernel_name, progress_bar=False,
+                                        log_output=log_output, cwd=os.getcwd(),
+                                        execution_timeout=timeout,
+                                        extra_arguments=list(KERNEL_QUIET),
+                                        kernel_manager_class=QuietShutdownKernelManager,
+                                        **(prog.hooks() if prog else {}))
             except Exception as exc:  # papermill, nbclient (timeout, dead kernel), bad input
                 dt = time.time() - t0
                 result.seconds[src.name] = dt
@@ -326,6 +353,8 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
                 if dst.exists():
                     result.executed.append(dst)
                 say(f"[{i}/{len(paths)}] {src.name} FAILED after {dt:.1f} s: {_one_line(exc)}")
+                if prog and prog.cell:
+                    say(f"    in section '## {prog.section}', cell {prog.cell}/{prog.total}")
                 say(f"    the executed notebook with the error: {dst}")
                 break
             dt = time.time() - t0

@@ -307,12 +307,21 @@ def fit(learn: Learner, cfg: Config, progress: bool = True) -> float:
 
 def finish_run(learn: Learner, store, cfg: Config, split, run_dir: str | Path,
                train_seconds: float | None = None) -> dict:
-    """Save the weights (state dict), loss components, test embeddings and ``metrics.json``."""
+    """Save the weights (state dict), loss components, test embeddings and ``metrics.json``.
+
+    ``model.pth`` holds the best epoch's weights (fastai loaded them back at the end of
+    :func:`fit`), so fastai's checkpoint of the same weights, ``checkpoints/best.pth`` (88 MB
+    for the tiny AMDD), is removed once it is written.
+    """
     run_dir = Path(run_dir)
     split = np.asarray(split)
     model = learn.model.float().eval()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
                run_dir / "model.pth")
+    checkpoints = Path(learn.path) / learn.model_dir
+    (checkpoints / "best.pth").unlink(missing_ok=True)
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()
     learn.loss_components.to_csv(run_dir / "loss_components.csv", index=False)
     df = embed_store(model, store, cfg, indices=np.flatnonzero(split == "test"), split=split)
     df.to_parquet(run_dir / "embeddings.parquet", index=False)

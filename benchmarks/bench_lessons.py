@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from amdd_kit.lessons import headline, read_json
+
 GOALS = {"balanced_accuracy": 0.95, "auc": 0.98, "attribution_accuracy": 0.90,
          "detection_recall_min": 0.85, "silhouette_full": 0.25, "heldout_real_recall": 0.9,
          "series_seconds": 600.0}
 
 
 def _read(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path) or {}
 
 
 def _line(name: str, value, goal=None, baseline=None, higher: bool = True) -> None:
@@ -44,10 +46,9 @@ def main() -> None:
     if not m:
         raise SystemExit(f"{run}/metrics.json not found: run `make demo` (or notebook 03) first")
     print(f"run: {run.resolve()}  (n_test = {m.get('n_test')} clips)")
-    _line("balanced accuracy", m.get("balanced_accuracy"), GOALS["balanced_accuracy"], 0.5)
-    _line("AUC", m.get("auc"), GOALS["auc"], 0.5)
-    _line("attribution accuracy (7 classes)", m.get("attribution_accuracy"),
-          GOALS["attribution_accuracy"], m.get("attribution_majority_baseline"))
+    figs = {f.key: f for f in headline(run)}   # the figures amdd-kit series ends with
+    for key in ("balanced_accuracy", "auc", "attribution_accuracy"):
+        _line(figs[key].name, figs[key].value, GOALS[key], figs[key].baseline)
     _line("attribution macro accuracy", m.get("attribution_macro_accuracy"), None, 1 / 7)
     _line("attribution accuracy on fakes only", m.get("attribution_fake_accuracy"), None,
           m.get("attribution_fake_majority_baseline"))
@@ -64,8 +65,9 @@ def main() -> None:
 
     g = _read(run / "geometry.json")
     if g:
-        _line("silhouette of the shared embedding by generator (05)", g.get("silhouette"),
-              GOALS["silhouette_full"], 0.0)
+        sil = figs["silhouette"]
+        _line("silhouette of the shared embedding by generator (05)", sil.value,
+              GOALS["silhouette_full"], sil.baseline)
         for row in g.get("trace_report", []):
             _line(f"  {row['check']}", row.get("value"), None, row.get("baseline"))
 

@@ -62,6 +62,16 @@ def test_torch_trio_pinned_exactly():
     assert "<5" in py["opencv-python-headless"]
 
 
+def test_licence_is_an_spdx_string_setuptools_reads_without_a_deprecation():
+    """``license = { text = ... }`` makes setuptools >= 77 print a deprecation notice during
+    ``make setup``; the SPDX string needs setuptools >= 77 in the build environment."""
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert data["project"]["license"] == "MIT"
+    setuptools = [r for r in data["build-system"]["requires"] if _req_name(r) == "setuptools"]
+    assert setuptools and re.search(r">=\s*(\d+)", setuptools[0]), setuptools
+    assert int(re.search(r">=\s*(\d+)", setuptools[0]).group(1)) >= 77, setuptools
+
+
 @pytest.mark.parametrize("name", ["tiny", "paper"])
 def test_config_roundtrip(name, tmp_path):
     cfg = get_config(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import torch
 
 from amdd_kit.config import METHODS
-from nbharness import REPO, run_notebook
+from nbharness import REPO, notebook_path, run_notebook, terminal_log
 
 pytestmark = pytest.mark.notebooks
 
@@ -281,3 +282,22 @@ def test_07_retraining_report_renders_offline_in_chromium(series):
     counts = B.plotly_svg_counts(dom)
     assert counts and all(c > 0 for c in counts), counts
     assert B.network_requests(net_log) == []
+
+
+#: what must not reach the terminal of a run that succeeds (kernel logs, warnings, notices)
+ALARM = re.compile(r"ERROR|Error|Warning|WARNING|[Dd]eprecat|Traceback|KeyboardInterrupt")
+
+
+def test_a_successful_series_prints_nothing_alarming(series):
+    """The terminal of ``amdd-kit series`` / ``make demo`` on a run that succeeds: the notebooks
+    (their kernels, papermill, nbformat) print no ERROR line, warning or deprecation notice.
+    Reads what :func:`nbharness.run_notebook` kept of each notebook's terminal output."""
+    for nb in ("04", "05", "06", "02"):
+        run = series.run(nb)
+    logs = {nb: terminal_log(run, notebook_path(nb).stem)
+            for nb in ("01", "02", "03", "04", "05", "06")}
+    missing = [str(p) for p in logs.values() if not p.is_file()]
+    assert not missing, missing
+    alarming = [f"{nb}: {line}" for nb, p in logs.items()
+                for line in p.read_text(errors="replace").splitlines() if ALARM.search(line)]
+    assert not alarming, "\n".join(alarming)
