@@ -223,38 +223,24 @@ def scored_clips(test_df: pd.DataFrame, train_df: pd.DataFrame | None, cfg: Conf
     return out
 
 
-def _balanced_accuracy(label: np.ndarray, p_fake: np.ndarray) -> float:
-    pred = p_fake >= 0.5
-    rec = [float((pred[label == c] == bool(c)).mean()) for c in (0, 1) if (label == c).any()]
-    return float(np.mean(rec)) if len(rec) == 2 else float("nan")
-
-
-def _silhouette(emb: np.ndarray, methods: np.ndarray) -> float:
-    from sklearn.metrics import silhouette_score
-
-    k = len(set(methods.tolist()))
-    return float(silhouette_score(emb, methods, metric="cosine")) if 2 <= k < len(emb) \
-        else float("nan")
-
-
 def sample_metrics(sc: pd.DataFrame) -> dict[str, float]:
     """The :data:`BOOT_METRICS` of a (possibly resampled) :func:`scored_clips` table."""
-    from .geometry import stack_column
+    from .geometry import silhouette, stack_column
+    from .metrics import attribution_majority_baseline, balanced_accuracy
 
     label = sc["label"].astype(int).to_numpy()
     return {
-        "balanced_accuracy": _balanced_accuracy(label, sc["p_fake"].to_numpy(float)),
+        "balanced_accuracy": balanced_accuracy(label, sc["p_fake"].to_numpy(float)),
         "attribution_accuracy": float(np.nanmean(sc["attr_ok"])) if sc["attr_ok"].notna().any()
         else float("nan"),
         "probe_accuracy": float(np.nanmean(sc["probe_ok"])) if sc["probe_ok"].notna().any()
         else float("nan"),
-        "silhouette": _silhouette(stack_column(sc, "embedding"), sc["method"].to_numpy()),
+        "silhouette": silhouette(stack_column(sc, "embedding"), sc["method"].to_numpy(), "cosine"),
         "trace_probe_visual": float(np.nanmean(sc["trace_v_ok"])) if sc["trace_v_ok"].notna().any()
         else float("nan"),
         "trace_probe_audio": float(np.nanmean(sc["trace_a_ok"])) if sc["trace_a_ok"].notna().any()
         else float("nan"),
-        "attribution_majority": float(sc["method_idx"].value_counts(normalize=True).max())
-        if len(sc) else float("nan"),
+        "attribution_majority": attribution_majority_baseline(sc["method_idx"]),
     }
 
 
@@ -303,12 +289,13 @@ def bootstrap_rows(scored: Mapping[str, pd.DataFrame], n_boot: int = 200, seed: 
 
 def embedding_scores(test_df: pd.DataFrame) -> dict[str, float]:
     """Cosine silhouette of the test shared embeddings grouped by ``method`` (-1..1)."""
-    from .geometry import stack_column
+    from .geometry import silhouette, stack_column
 
     df = _known(test_df)
     if len(df) == 0:
         return {"silhouette": float("nan")}
-    return {"silhouette": _silhouette(stack_column(df, "embedding"), df["method"].to_numpy())}
+    return {"silhouette": silhouette(stack_column(df, "embedding"), df["method"].to_numpy(),
+                                     "cosine")}
 
 
 def row_metrics(metrics: Mapping[str, Any], test_df: pd.DataFrame,
@@ -321,6 +308,8 @@ def row_metrics(metrics: Mapping[str, Any], test_df: pd.DataFrame,
     embeddings tables of the test and train splits. The attribution column comes from the head
     when ``cfg`` trained it, else from the linear probe (``attribution_source`` says which).
     """
+    from .metrics import attribution_majority_baseline
+
     sc = scored if scored is not None else scored_clips(test_df, train_df, cfg, seed)
     sm = sample_metrics(sc) if len(sc) else {m: float("nan") for m in BOOT_METRICS}
     head = attribution_trained(cfg)
@@ -335,7 +324,7 @@ def row_metrics(metrics: Mapping[str, Any], test_df: pd.DataFrame,
         "silhouette": sm["silhouette"],
         "trace_probe_visual": sm["trace_probe_visual"],
         "trace_probe_audio": sm["trace_probe_audio"],
-        "attribution_majority": _majority_share(test_df),
+        "attribution_majority": attribution_majority_baseline(test_df["method_idx"]),
         "n_test": int(metrics.get("n_test", len(test_df)) or 0),
         "n_test_identities": int(_known(test_df)["identity"].nunique())
         if "identity" in test_df.columns else 0,
@@ -349,14 +338,6 @@ def row_metrics(metrics: Mapping[str, Any], test_df: pd.DataFrame,
     vals = [v for v in recalls.values() if math.isfinite(v)]
     out["fake_recall_heldout"] = float(np.mean(vals)) if vals else float("nan")
     return out
-
-
-def _majority_share(df: pd.DataFrame) -> float:
-    """Share of the most frequent generator class among the known test clips: the accuracy of
-    always answering that class, a stricter chance level than ``1 / n_classes``."""
-    known = _known(df)
-    return float(known["method_idx"].value_counts(normalize=True).max()) if len(known) \
-        else float("nan")
 
 
 # -- one row ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ What the functions measure:
 * :func:`cmffc_alignment` / :func:`per_sample_alignment` -- whether the visual and audio
   fingerprints of a class agree, which is what the CMFFC loss (Eq. 4 in ``amdd_kit/losses.py``)
   asks for;
-* :func:`cluster_scores` -- silhouette and Davies-Bouldin indices of the class clusters;
+* :func:`silhouette`, :func:`cluster_scores` -- silhouette and Davies-Bouldin indices of the class clusters;
 * :func:`linear_probe_accuracy` -- how much class information a frozen embedding holds, read by a
   logistic regression.
 
@@ -42,7 +42,7 @@ __all__ = [
     "stack_column", "umap_2d", "umap_map", "Map2D", "class_centroids", "centroid_distances",
     "nearest_pairs",
     "trace_report",
-    "cmffc_alignment", "per_sample_alignment", "cluster_scores", "linear_probe_accuracy",
+    "cmffc_alignment", "per_sample_alignment", "silhouette", "cluster_scores", "linear_probe_accuracy",
     "linear_probe_predict",
 ]
 
@@ -268,13 +268,14 @@ def trace_report(df: pd.DataFrame) -> pd.DataFrame:
     * ``visual spread`` / ``audio spread`` -- 1 - mean pairwise cosine of the fingerprints
       (0 = collapsed to one direction). Baseline 0.
     """
+    from .metrics import majority_share
+
     known = df[df["trace_visual"].astype(str) != ""] if "trace_visual" in df.columns else df
     rows = []
     for mod in ("visual", "audio"):
         y, p = known[f"trace_{mod}"].astype(str), known[f"pred_trace_{mod}"].astype(str)
-        base = float(y.value_counts(normalize=True).max()) if len(y) else float("nan")
         rows.append({"check": f"{mod} trace accuracy", "value": float((y == p).mean()),
-                     "baseline": base})
+                     "baseline": majority_share(y)})
     implied = {v: k for k, v in METHOD_TRACES.items()}
     pairs = list(zip(known["pred_trace_visual"].astype(str), known["pred_trace_audio"].astype(str)))
     from_traces = pd.Series([implied.get(t, "") for t in pairs], index=known.index)
@@ -295,13 +296,24 @@ def trace_report(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- cluster quality ----------------------------------------------------------------------------
+def silhouette(X: np.ndarray, labels: Sequence, metric: str = "euclidean") -> float:
+    """scikit-learn's silhouette of the classes of ``labels`` ``[N]`` in ``X`` ``[N, D]``
+    (-1..1, higher is better); NaN unless there are 2..N-1 classes (it is undefined there)."""
+    from sklearn.metrics import silhouette_score
+
+    labels = np.asarray(labels)
+    k = len(set(labels.tolist()))
+    return float(silhouette_score(X, labels, metric=metric)) if 2 <= k <= len(X) - 1 \
+        else float("nan")
+
+
 def cluster_scores(X: np.ndarray, labels: Sequence, metric: str = "euclidean"
                    ) -> dict[str, float]:
-    """Silhouette (higher is better, -1..1) and Davies-Bouldin (lower is better, >= 0).
+    """:func:`silhouette` (higher is better, -1..1) and Davies-Bouldin (lower is better, >= 0).
 
     Both need at least 2 classes and fewer classes than points; otherwise NaN (logged).
     """
-    from sklearn.metrics import davies_bouldin_score, silhouette_score
+    from sklearn.metrics import davies_bouldin_score
 
     X = _as_2d(X)
     labels = np.asarray(labels)
@@ -309,7 +321,7 @@ def cluster_scores(X: np.ndarray, labels: Sequence, metric: str = "euclidean"
     if not 2 <= k <= len(X) - 1:
         log.warning("cluster_scores: need 2..N-1 classes, got %d classes for %d points", k, len(X))
         return {"silhouette": float("nan"), "davies_bouldin": float("nan")}
-    return {"silhouette": float(silhouette_score(X, labels, metric=metric)),
+    return {"silhouette": silhouette(X, labels, metric),
             "davies_bouldin": float(davies_bouldin_score(X, labels))}
 
 

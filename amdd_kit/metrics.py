@@ -88,15 +88,22 @@ def attribution_accuracy(method_idx, pred_idx) -> float:
     return float((pred == true).mean()) if len(true) else float("nan")
 
 
+def majority_share(labels) -> float:
+    """Share of the most frequent value of ``labels`` ``[N]`` (NaN when empty): the accuracy of
+    always giving the most frequent answer, the no-skill baseline of any classification score."""
+    labels = pd.Series(_np(labels))
+    return float(labels.value_counts(normalize=True).max()) if len(labels) else float("nan")
+
+
 def attribution_majority_baseline(method_idx) -> float:
     """Accuracy of always answering the most frequent known class of ``method_idx``.
 
-    The share of the largest class: no constant answer scores more on these clips. Compare
-    ``attribution_accuracy`` with this, not with ``1 / n_classes``.
+    The share of the largest class (:func:`majority_share` of the known clips): no constant
+    answer scores more on these clips. Compare ``attribution_accuracy`` with this, not with
+    ``1 / n_classes``.
     """
     true = _np(method_idx).astype(int)
-    true = true[true >= 0]
-    return float(np.bincount(true).max() / len(true)) if len(true) else float("nan")
+    return majority_share(true[true >= 0])
 
 
 def attribution_class_recall(method_idx, pred_idx) -> dict[int, float]:

@@ -358,13 +358,11 @@ class LeadingSilenceDetector:
         return float((self.predict(silence_s) == np.asarray(labels, int)).mean())
 
     def balanced_score(self, silence_s: Sequence[float], labels: Sequence[int]) -> float:
-        """Balanced accuracy (mean of real and fake recall)."""
-        return _balanced_accuracy(np.asarray(labels, int), self.predict(silence_s))
+        """Balanced accuracy (mean of real and fake recall; NaN unless both classes are present):
+        :func:`amdd_kit.metrics.balanced_accuracy` of :meth:`predict`."""
+        from .metrics import balanced_accuracy
 
-
-def _balanced_accuracy(y: np.ndarray, p: np.ndarray) -> float:
-    recalls = [float((p[y == c] == c).mean()) for c in (0, 1) if (y == c).any()]
-    return float(np.mean(recalls)) if recalls else float("nan")
+        return balanced_accuracy(labels, self.predict(silence_s))
 
 
 def leading_silence_table(root: str | Path, manifest: pd.DataFrame, threshold_db: float = -40.0

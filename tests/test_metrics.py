@@ -128,3 +128,43 @@ def test_fastai_metrics_read_their_head_of_the_output_dict():
     assert auc == pytest.approx(safe_auc(df["label"], df["p_fake"]))
     assert acc == pytest.approx(6 / 10)  # the unknown generator (-1) is ignored
     assert math.isnan(balanced_accuracy([1, 1], [0.9, 0.2]))
+
+
+# -- each score is defined once; these pin it to the formulas it replaced --------------------
+def test_shared_scores_equal_the_hand_written_ones_they_replaced():
+    """``balanced_accuracy``, ``majority_share`` / ``attribution_majority_baseline`` and
+    ``geometry.silhouette`` replaced copies in ``ablation``, ``traces`` and ``geometry``; the
+    old formulas, written out here, must give the same numbers on random batches."""
+    from sklearn.metrics import silhouette_score
+
+    from amdd_kit.geometry import silhouette
+    from amdd_kit.metrics import balanced_accuracy, majority_share
+    from amdd_kit.traces import LeadingSilenceDetector
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(4, 60))
+        label = rng.integers(0, 2, n)
+        label[:2] = [0, 1]
+        p_fake = rng.random(n)
+        pred = p_fake >= 0.5                                # ablation._balanced_accuracy
+        old = np.mean([float((pred[label == c] == bool(c)).mean()) for c in (0, 1)])
+        assert balanced_accuracy(label, p_fake) == old
+        method_idx = rng.integers(-1, 7, n)                 # ablation / metrics majority
+        known = pd.Series(method_idx[method_idx >= 0])
+        old = float(known.value_counts(normalize=True).max()) if len(known) else float("nan")
+        assert attribution_majority_baseline(method_idx) == pytest.approx(old, nan_ok=True)
+        names = rng.choice(["none", "blend", "upsample"], n)   # geometry.trace_report baseline
+        assert majority_share(names) == float(pd.Series(names).value_counts(normalize=True).max())
+        emb = rng.normal(size=(n, 8)).astype(np.float32)  # ablation._silhouette
+        methods = rng.choice(["a", "b", "c"], n)
+        assert silhouette(emb, methods, "cosine") == float(
+            silhouette_score(emb, methods, metric="cosine"))
+    # traces' detector: mean of the two recalls of its 0/1 predictions
+    det = LeadingSilenceDetector().fit([0.0, 0.1, 0.3, 0.4], [0, 0, 1, 1])
+    silence, y = rng.random(40) * 0.5, rng.integers(0, 2, 40)
+    p = det.predict(silence)
+    assert det.balanced_score(silence, y) == np.mean([(p[y == c] == c).mean() for c in (0, 1)])
+    # undefined cases are NaN everywhere
+    assert math.isnan(balanced_accuracy([1, 1], [0.2, 0.9]))
+    assert math.isnan(majority_share([])) and math.isnan(silhouette(emb[:3], ["a"] * 3))
