@@ -57,6 +57,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import sigmoid_focal_loss
 
 from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config, LossConfig
 
@@ -74,16 +75,6 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
 def _zero(*tensors: torch.Tensor) -> torch.Tensor:
     """A float32 scalar 0 that keeps the autograd graph of ``tensors`` (gradients of 0)."""
     return sum(t.float().sum() for t in tensors) * 0.0
-
-
-def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return x.mean()
-    if reduction == "sum":
-        return x.sum()
-    if reduction == "none":
-        return x
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def _class_means(x: torch.Tensor, classes: torch.Tensor):
@@ -114,21 +105,17 @@ def binary_focal_loss(logit: torch.Tensor, target: torch.Tensor, gamma: float = 
                       alpha: float | None = None, reduction: str = "mean") -> torch.Tensor:
     """Eq. 1, binary focal loss on detection logits ``[B]`` against targets ``[B]`` in {0,1}.
 
-    ``L = -alpha_t (1 - p_t)^gamma log p_t``; ``gamma = 0`` and ``alpha = None`` give exactly the
-    binary cross-entropy. ``alpha`` weighs the fake class (``1 - alpha`` the real class); the
-    class-balanced choice is the fraction of real clips in the training split.
+    ``L = -alpha_t (1 - p_t)^gamma log p_t``: torchvision's ``sigmoid_focal_loss``, computed in
+    float32. ``gamma = 0`` and ``alpha = None`` give exactly the binary cross-entropy.
+    ``alpha`` in [0, 1] weighs the fake class (``1 - alpha`` the real class), as torchvision's
+    does; the class-balanced choice is the fraction of real clips in the training split.
+    ``reduction``: ``"mean"``, ``"sum"`` or ``"none"`` (``[B]``).
     """
     logit, target = _plain(logit).float(), _plain(target).float()
     if logit.shape != target.shape:
         raise ValueError(f"logit {tuple(logit.shape)} and target {tuple(target.shape)} differ")
-    ce = F.binary_cross_entropy_with_logits(logit, target, reduction="none")   # -log p_t
-    loss = ce
-    if gamma:
-        p_t = torch.exp(-ce)
-        loss = (1.0 - p_t).pow(gamma) * ce
-    if alpha is not None:
-        loss = (alpha * target + (1.0 - alpha) * (1.0 - target)) * loss
-    return _reduce(loss, reduction)
+    return sigmoid_focal_loss(logit, target, alpha=-1.0 if alpha is None else alpha,
+                              gamma=gamma, reduction=reduction)
 
 
 def attribution_ce(logits: torch.Tensor, method_idx: torch.Tensor, ignore_index: int = -1,
@@ -256,11 +243,14 @@ def centroid_loss(emb: torch.Tensor, classes: torch.Tensor, margin: float = 1.0,
 
 
 # -- Eq. 7-8: CAD -----------------------------------------------------------------------------
+def _kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """Batch mean of KL(p||q) for log-probabilities ``[B,K]`` (``F.kl_div``, ``batchmean``)."""
+    return F.kl_div(logq, logp, reduction="batchmean", log_target=True)
+
+
 def _sym_kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     """Batch mean of 1/2 [KL(p||q) + KL(q||p)] for log-probabilities ``[B,K]``."""
-    kl_pq = (logp.exp() * (logp - logq)).sum(dim=-1)
-    kl_qp = (logq.exp() * (logq - logp)).sum(dim=-1)
-    return 0.5 * (kl_pq + kl_qp).mean()
+    return 0.5 * (_kl(logp, logq) + _kl(logq, logp))
 
 
 def cad_kl(det_v: torch.Tensor, det_a: torch.Tensor, attr_v: torch.Tensor | None = None,
@@ -292,7 +282,7 @@ def cad_distill(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     """
     log_s = _log_probs(_plain(student_logits), tau)
     log_t = _log_probs(_plain(teacher_logits).detach(), tau)
-    return (tau ** 2) * (log_t.exp() * (log_t - log_s)).sum(dim=-1).mean()
+    return (tau ** 2) * _kl(log_t, log_s)
 
 
 def cad_feature_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

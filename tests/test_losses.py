@@ -394,3 +394,56 @@ def test_fastai_protocol_and_alpha():
         build_loss(get_config("tiny"), 1.5)
     with pytest.raises(ValueError, match="method_idx"):
         loss_fn(out, LABEL[:3], METHOD)
+
+
+# -- library calls replaced hand-written code: the numbers (and gradients) must not move --------
+def _old_focal(logit, target, gamma, alpha):
+    """The hand-written Eq. 1 that ``torchvision.ops.sigmoid_focal_loss`` replaced."""
+    ce = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+    loss = (1.0 - torch.exp(-ce)).pow(gamma) * ce if gamma else ce
+    if alpha is not None:
+        loss = (alpha * target + (1.0 - alpha) * (1.0 - target)) * loss
+    return loss
+
+
+def _old_kl(logp, logq):
+    """The hand-written batch-mean KL(p||q) that ``F.kl_div(..., log_target=True)`` replaced."""
+    return (logp.exp() * (logp - logq)).sum(dim=-1).mean()
+
+
+@pytest.mark.parametrize("gamma,alpha", [(2.0, None), (0.0, None), (1.5, 0.3), (2.0, 0.0),
+                                         (2.0, 1.0), (0.5, 0.75)])
+def test_focal_equals_the_hand_written_eq1(gamma, alpha):
+    g = torch.Generator().manual_seed(int(gamma * 10) + (0 if alpha is None else int(alpha * 100)))
+    logit = (torch.randn(64, generator=g) * 4).requires_grad_(True)
+    target = (torch.rand(64, generator=g) > 0.4).float()
+    ours = binary_focal_loss(logit, target, gamma, alpha, reduction="none")
+    (grad,) = torch.autograd.grad(ours.sum(), logit)
+    ref = _old_focal(logit, target, gamma, alpha)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), logit)
+    assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+    for red, f in (("mean", torch.mean), ("sum", torch.sum)):
+        assert torch.allclose(binary_focal_loss(logit, target, gamma, alpha, reduction=red),
+                              f(ref), rtol=1e-5)
+
+
+def test_kl_terms_equal_the_hand_written_ones():
+    g = torch.Generator().manual_seed(3)
+    for k in (2, C):
+        lp = F.log_softmax(torch.randn(9, k, generator=g) * 2, dim=-1)
+        lq = F.log_softmax(torch.randn(9, k, generator=g) * 2, dim=-1)
+        assert torch.allclose(losses._sym_kl(lp, lq),
+                              0.5 * (_old_kl(lp, lq) + _old_kl(lq, lp)), rtol=1e-5, atol=1e-7)
+    d_v, d_a = torch.randn(9, generator=g), torch.randn(9, generator=g)
+    a_v, a_a = torch.randn(9, C, generator=g), torch.randn(9, C, generator=g)
+    two = losses._two_class_log_probs
+    ref = 0.5 * (_old_kl(two(d_v), two(d_a)) + _old_kl(two(d_a), two(d_v))) + 0.5 * (
+        _old_kl(F.log_softmax(a_v, -1), F.log_softmax(a_a, -1))
+        + _old_kl(F.log_softmax(a_a, -1), F.log_softmax(a_v, -1)))
+    assert torch.allclose(cad_kl(d_v, d_a, a_v, a_a), ref, rtol=1e-5, atol=1e-7)
+    s, t, tau = torch.randn(9, C, generator=g), torch.randn(9, C, generator=g), 2.0
+    ref = tau ** 2 * _old_kl(F.log_softmax(t / tau, -1), F.log_softmax(s / tau, -1))
+    assert torch.allclose(cad_distill(s, t, tau), ref, rtol=1e-5, atol=1e-7)
+    ref = tau ** 2 * _old_kl(two(d_a / tau), two(d_v / tau))    # binary logits
+    assert torch.allclose(cad_distill(d_v, d_a, tau), ref, rtol=1e-5, atol=1e-7)
