@@ -67,9 +67,8 @@ def attribution_landing(df: pd.DataFrame, classes: Sequence[str] = METHODS) -> d
 
     All classes are listed (0.0 when none landed there); empty ``df`` -> all 0.0.
     """
-    counts = df["pred_method"].value_counts() if len(df) else pd.Series(dtype=int)
-    n = max(len(df), 1)
-    return {c: float(counts.get(c, 0)) / n for c in classes}
+    share = df["pred_method"].value_counts(normalize=True)
+    return {c: float(share.get(c, 0.0)) for c in classes}
 
 
 def cross_block(df: pd.DataFrame) -> dict[str, Any]:

@@ -22,15 +22,13 @@ from typing import Sequence
 import numpy as np
 import torch
 from fastai.data.core import DataLoaders
+from fastai.vision.core import imagenet_stats
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 from fasttransform import ItemTransform
 
 from .config import Config
 from .data.store import open_frames
 from .data.workdir import read_data_config
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -90,9 +88,9 @@ def standardise_mel(mel: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
 
 
 def normalize_frames(frames01: torch.Tensor) -> torch.Tensor:
-    """ImageNet normalisation of frames in [0,1], ``[B,T,3,H,W]``."""
-    mean = frames01.new_tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-    std = frames01.new_tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+    """ImageNet normalisation (fastai's ``imagenet_stats``) of frames in [0,1], ``[B,T,3,H,W]``."""
+    mean = frames01.new_tensor(imagenet_stats[0]).view(1, 1, 3, 1, 1)
+    std = frames01.new_tensor(imagenet_stats[1]).view(1, 1, 3, 1, 1)
     return (frames01 - mean) / std
 
 

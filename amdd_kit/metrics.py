@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.metrics import AccumMetric, ActivationType
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
+from sklearn.metrics import (balanced_accuracy_score, confusion_matrix, recall_score,
+                             roc_auc_score)
 
 from .config import METHODS
 
@@ -64,11 +65,10 @@ def binary_metrics(label, p_fake, threshold: float = 0.5) -> dict[str, float]:
     """
     label = _np(label).astype(int)
     p_fake = _np(p_fake).astype(float)
-    pred = (p_fake >= threshold).astype(int)
-    real, fake = label == 0, label == 1
+    real_recall, fake_recall = class_recall(label, (p_fake >= threshold).astype(int), [0, 1])
     return {
-        "real_recall": float((pred[real] == 0).mean()) if real.any() else float("nan"),
-        "fake_recall": float((pred[fake] == 1).mean()) if fake.any() else float("nan"),
+        "real_recall": real_recall,
+        "fake_recall": fake_recall,
         "auc": safe_auc(label, p_fake),
         "n": int(len(label)),
         "balanced_accuracy": balanced_accuracy(label, p_fake, threshold),
@@ -106,10 +106,22 @@ def attribution_majority_baseline(method_idx) -> float:
     return majority_share(true[true >= 0])
 
 
+def class_recall(true, pred, classes) -> list[float]:
+    """Per class of ``classes``: the fraction of its clips in ``true`` ``[N]`` that ``pred``
+    ``[N]`` names right (scikit-learn's ``recall_score(average=None)``); NaN for a class absent
+    from ``true``."""
+    true, pred = _np(true), _np(pred)
+    if len(true) == 0:
+        return [float("nan")] * len(classes)
+    return [float(r) for r in recall_score(true, pred, labels=list(classes), average=None,
+                                           zero_division=np.nan)]
+
+
 def attribution_class_recall(method_idx, pred_idx) -> dict[int, float]:
     """Per known class index present in ``method_idx``: the fraction of its clips named right."""
     true, pred = _known(method_idx, pred_idx)
-    return {int(c): float((pred[true == c] == c).mean()) for c in np.unique(true)}
+    classes = np.unique(true).tolist()
+    return dict(zip(classes, class_recall(true, pred, classes)))
 
 
 def attribution_macro_accuracy(method_idx, pred_idx) -> float:

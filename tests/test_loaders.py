@@ -144,3 +144,14 @@ def test_encoded_store_dataloaders(tmp_path):
     from amdd_kit.data.codec import roundtrip
     ref_f, ref_m = to_model_inputs(roundtrip(frames[idx], "jpeg"), mels[idx], cfg)
     assert torch.allclose(f, ref_f, atol=1e-5) and torch.allclose(mel, ref_m, atol=1e-4)
+
+
+def test_normalize_frames_uses_the_imagenet_statistics_it_always_used():
+    """``normalize_frames`` reads fastai's ``imagenet_stats``; the numbers it replaced, written
+    out here, must give the same frames."""
+    from amdd_kit.loaders import normalize_frames
+
+    x = torch.rand(2, 3, 3, 5, 4, generator=torch.Generator().manual_seed(0))
+    mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 1, 3, 1, 1)
+    std = torch.tensor((0.229, 0.224, 0.225)).view(1, 1, 3, 1, 1)
+    assert torch.equal(normalize_frames(x), (x - mean) / std)
