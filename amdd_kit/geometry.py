@@ -163,12 +163,13 @@ def umap_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15,
         return np.zeros((0, 2), dtype=np.float32)
     if n < 5:
         log.warning("umap_2d: only %d points; returning the first two principal components", n)
-        Xc = X - X.mean(0)
-        _, _, vt = np.linalg.svd(Xc, full_matrices=False)
-        out = np.zeros((n, 2))
-        k = min(2, vt.shape[0])
-        out[:, :k] = Xc @ vt[:k].T
-        return out.astype(np.float32)
+        from sklearn.decomposition import PCA
+
+        out = np.zeros((n, 2), dtype=np.float32)
+        k = min(2, n - 1, X.shape[1])     # n points span at most n - 1 directions
+        if k:
+            out[:, :k] = PCA(n_components=k, svd_solver="full").fit_transform(X)
+        return out
     return umap_map(X, seed, n_neighbors, metric, min_dist).xy
 
 
@@ -197,16 +198,12 @@ def centroid_distances(X: np.ndarray, labels: Sequence, metric: str = "cosine",
     ``metric="cosine"``: ``1 - cos(c_i, c_j)`` (0 = same direction, 2 = opposite), the geometry
     the L2-normalised losses act on; ``metric="euclidean"``: ``||c_i - c_j||``.
     """
-    names, C = class_centroids(X, labels, classes)
-    if metric == "cosine":
-        U = _unit(C)
-        D = 1.0 - U @ U.T
-    elif metric == "euclidean":
-        D = np.linalg.norm(C[:, None, :] - C[None, :, :], axis=-1)
-    else:
+    from sklearn.metrics import pairwise_distances
+
+    if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-    D = np.clip(D, 0.0, None)
-    np.fill_diagonal(D, 0.0)
+    names, C = class_centroids(X, labels, classes)
+    D = pairwise_distances(C, metric=metric) if len(C) else np.zeros((0, 0))
     return pd.DataFrame(D, index=names, columns=names)
 
 

@@ -45,12 +45,8 @@ def mean_log_mel_by_method(mels: np.ndarray, methods: Sequence[str]) -> pd.DataF
     if mels.ndim != 3 or len(mels) != len(methods):
         raise ValueError(f"mels must be [N, n_mels, S] with N = len(methods); got {mels.shape} "
                          f"and {len(methods)} methods")
-    per_clip = mels.astype(np.float32).mean(axis=2)                 # [N, n_mels]
-    order = list(dict.fromkeys(methods.tolist()))
-    rows = {m: per_clip[methods == m].mean(axis=0) for m in order}
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index.name = "method"
-    return df
+    per_clip = pd.DataFrame(mels.astype(np.float32).mean(axis=2))   # [N, n_mels]
+    return per_clip.groupby(pd.Index(methods, name="method"), sort=False).mean()
 
 
 def mel_bin_frequencies(n_mels: int, f_min: float = 0.0, f_max: float = 8000.0) -> np.ndarray:
@@ -231,11 +227,10 @@ def speech_envelope_from_mel(mel: np.ndarray, n_frames: int) -> np.ndarray:
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3:
+    """Pearson correlation (``np.corrcoef``); NaN below 3 points or when a signal is flat."""
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
-    a, b = a - a.mean(), b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 1e-9 else float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def mouth_envelope_correlation(frames: np.ndarray, mel: np.ndarray, max_lag: int = 2

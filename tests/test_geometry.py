@@ -107,3 +107,32 @@ def test_umap_small_data_is_deterministic_and_keeps_blobs_apart():
     assert G.cluster_scores(a, y)["silhouette"] > 0.5
     tiny = G.umap_2d(X[:3])
     assert tiny.shape == (3, 2)
+
+
+def test_pca_fallback_and_centroid_distances_equal_the_hand_written_ones_they_replaced():
+    """The few-points map is sklearn's PCA and the centroid distances sklearn's
+    ``pairwise_distances``; the old numpy code, written out here, gives the same numbers (the
+    PCA axes up to sign)."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 4):
+        X = rng.normal(size=(n, 6))
+        Xc = X - X.mean(0)
+        _, _, vt = np.linalg.svd(Xc, full_matrices=False)
+        old = np.zeros((n, 2))
+        old[:, :min(2, len(vt))] = Xc @ vt[:2].T
+        new = G.umap_2d(X)
+        assert new.shape == (n, 2) and new.dtype == np.float32
+        for j in range(2):
+            sign = 1.0 if np.dot(new[:, j], old[:, j]) >= 0 else -1.0
+            np.testing.assert_allclose(sign * new[:, j], old[:, j], atol=1e-5)
+    X, y, _ = blobs(k=5, d=12, spread=1.0)
+    names, C = G.class_centroids(X, y)
+    U = C / np.linalg.norm(C, axis=1, keepdims=True)
+    old = {"cosine": 1.0 - U @ U.T,
+           "euclidean": np.linalg.norm(C[:, None, :] - C[None, :, :], axis=-1)}
+    for metric, D in old.items():
+        D = np.clip(D, 0.0, None)
+        np.fill_diagonal(D, 0.0)
+        new = G.centroid_distances(X, y, metric)
+        assert list(new.index) == names == list(new.columns)
+        np.testing.assert_allclose(new.to_numpy(), D, rtol=1e-9, atol=1e-9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from amdd_kit import traces as T
@@ -139,3 +140,29 @@ def test_leading_silence_detector():
     assert det.balanced_score([0.0, 0.5, 0.01], [0, 1, 1]) == pytest.approx(0.75)
     with pytest.raises(RuntimeError):
         T.LeadingSilenceDetector().predict([0.1])
+
+
+def test_group_means_and_correlation_equal_the_hand_written_ones_they_replaced():
+    """``mean_log_mel_by_method`` is a pandas groupby and ``_corr`` is ``np.corrcoef``; the old
+    loops, written out here, give the same numbers on random batches."""
+    rng = np.random.default_rng(0)
+    mels = rng.normal(size=(30, 8, 6)).astype(np.float16)
+    methods = rng.choice(["real", "rtvc", "fsgan", "wav2lip"], 30)
+    per_clip = mels.astype(np.float32).mean(axis=2)
+    order = list(dict.fromkeys(methods.tolist()))
+    old = pd.DataFrame.from_dict({m: per_clip[methods == m].mean(axis=0) for m in order},
+                                 orient="index")
+    new = T.mean_log_mel_by_method(mels, methods)
+    assert list(new.index) == order and list(new.columns) == list(old.columns)
+    np.testing.assert_allclose(new.to_numpy(), old.to_numpy(), rtol=1e-6, atol=1e-6)
+
+    def old_corr(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+    for n in (3, 8, 30):
+        a = rng.normal(size=n).astype(np.float32)
+        b = (0.5 * a + rng.normal(size=n)).astype(np.float32)
+        assert T._corr(a, b) == pytest.approx(old_corr(a, b), abs=1e-5)
+    flat = np.full(8, 3.0, np.float32)
+    assert np.isnan(T._corr(flat, a[:8])) and np.isnan(T._corr(a[:2], b[:2]))
