@@ -60,7 +60,8 @@ def cmd_preprocess(a: argparse.Namespace) -> int:
     from .data.preprocess import preprocess_dataset
     summary = preprocess_dataset(a.dataset, a.root, a.out, cfg.data, workers=a.workers,
                                  progress=not a.quiet, limit=a.limit)
-    print(json.dumps(_jsonable(summary), indent=2, default=str))
+    from .jsonio import jsonable
+    print(json.dumps(jsonable(summary), indent=2, default=str))
     return 0
 
 
@@ -104,7 +105,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
             raise UsageError(f"--cross expects name=STORE, got {item!r}")
         cross[name] = _need_dir(path, "--cross store")
     metrics = evaluate_run(a.run, a.store, out=a.out, cross_stores=cross or None, open_set=True)
-    print(json.dumps(_jsonable(metrics), indent=2, default=str))
+    from .jsonio import jsonable
+    print(json.dumps(jsonable(metrics), indent=2, default=str))
     return 0
 
 
@@ -200,13 +202,6 @@ def _yaml_value(text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-
-
-def _jsonable(obj: Any) -> Any:
-    import dataclasses
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    return obj
 
 
 # -- parser ---------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""JSON output that is always valid: NaN/inf -> null, numpy scalars -> Python numbers."""
+"""JSON output that is always valid: NaN/inf -> null, numpy scalars -> Python numbers,
+dataclasses -> dicts."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -11,6 +13,8 @@ import numpy as np
 
 def jsonable(obj: Any) -> Any:
     """A copy of ``obj`` that ``json.dumps`` accepts and that stays valid JSON (no NaN)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

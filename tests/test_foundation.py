@@ -167,3 +167,27 @@ def test_notebook_hygiene(nb):
     runs = max((len(m.group()) for m in re.finditer("c+", "".join(k[0] for k in kinds))),
                default=0)
     assert runs <= 3, "too many code cells without prose between them"
+
+
+def test_one_json_helper_takes_dataclasses_nan_and_numpy():
+    """``jsonio.jsonable`` is the kit's one JSON helper (the CLI's own copy is gone): a
+    dataclass becomes a dict (what ``cli._jsonable`` did), NaN becomes null, numpy numbers
+    plain ones."""
+    import dataclasses
+
+    import numpy as np
+
+    import amdd_kit.cli as cli
+    from amdd_kit.jsonio import jsonable
+
+    @dataclasses.dataclass
+    class Summary:
+        clips: int
+        seconds: float
+        skipped: dict
+
+    out = jsonable(Summary(np.int64(3), float("nan"), {"no_face": np.float32(2.0)}))
+    assert out == {"clips": 3, "seconds": None, "skipped": {"no_face": 2.0}}
+    assert json.loads(json.dumps(out)) == out and type(out["clips"]) is int
+    assert jsonable(Summary) is Summary            # a dataclass type is not an instance
+    assert not hasattr(cli, "_jsonable")
