@@ -20,21 +20,20 @@ What the functions measure:
   logistic regression.
 
 ``umap`` is imported lazily inside :func:`umap_2d` (the import alone costs seconds) and numba's
-cache is pointed at a writable folder first.
+cache is pointed at a writable folder first (:func:`amdd_kit.paths.tool_caches`).
 """
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .config import METHOD_TRACES
+from .paths import tool_caches
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +68,6 @@ def _as_2d(X: np.ndarray, name: str = "X") -> np.ndarray:
 def _unit(X: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     return X / np.maximum(np.linalg.norm(X, axis=-1, keepdims=True), eps)
-
-
-def _ensure_numba_cache() -> None:
-    """numba (used by umap) writes a JIT cache; point it at a writable folder if unset."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "amdd-kit" / "numba"
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        import tempfile
-        cache = Path(tempfile.gettempdir()) / "amdd-kit-numba"
-        cache.mkdir(parents=True, exist_ok=True)
-    os.environ["NUMBA_CACHE_DIR"] = str(cache)
 
 
 # -- 2-D maps -----------------------------------------------------------------------------------
@@ -133,7 +118,7 @@ def umap_map(X: np.ndarray, seed: int = 0, n_neighbors: int = 15,
     n = len(X)
     if n < 5:
         return Map2D(umap_2d(X, seed, n_neighbors, metric, min_dist), X, None)
-    _ensure_numba_cache()
+    tool_caches()             # numba's JIT cache folder, before umap imports numba
     import umap  # lazy: costs seconds
 
     k = int(max(2, min(n_neighbors, n - 1)))

@@ -18,13 +18,17 @@ or from anywhere else, or run by ``amdd-kit series``. :func:`resolve` decides li
 So ``runs/demo`` is ``<repo>/runs/demo`` from ``notebooks/``, from the repository root and from
 ``/tmp`` alike. :func:`require` raises a ``FileNotFoundError`` that names the absolute path it
 looked at, how the root was chosen, and the step that creates the missing file.
+
+:func:`tool_caches` is the one place that gives numba (umap's JIT) and matplotlib writable cache
+folders when the environment names none.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["ENV_ROOT", "project_root", "root_reason", "resolve", "require"]
+__all__ = ["ENV_ROOT", "TOOL_CACHES", "project_root", "root_reason", "resolve", "require",
+           "tool_caches"]
 
 #: Environment variable that fixes the project root (takes precedence over the search).
 ENV_ROOT = "AMDD_PROJECT_ROOT"
@@ -78,3 +82,33 @@ def require(path: str | Path, next_step: str) -> Path:
             f"{p} not found (relative paths are resolved against the project root "
             f"{root_reason()}): {next_step}")
     return p
+
+
+#: Environment variable -> its folder under the kit's cache folder.
+TOOL_CACHES = {"NUMBA_CACHE_DIR": "numba", "MPLCONFIGDIR": "matplotlib"}
+
+
+def tool_caches() -> list[str]:
+    """Point each unset variable of :data:`TOOL_CACHES` at a writable folder and return the
+    names it set (set ones are left alone: ``make`` sets both to the checkout's ``.cache/``).
+
+    The folder is ``$XDG_CACHE_HOME/amdd-kit/<tool>`` (default ``~/.cache/amdd-kit/<tool>``), or
+    ``<temp>/amdd-kit-<tool>`` where that cannot be created. Call it before ``import umap`` or
+    ``import matplotlib`` (they read the variables once), or before starting kernels.
+    """
+    import tempfile
+
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "amdd-kit"
+    added = []
+    for var, tool in TOOL_CACHES.items():
+        if os.environ.get(var):
+            continue
+        folder = base / tool
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder = Path(tempfile.gettempdir()) / f"amdd-kit-{tool}"
+            folder.mkdir(parents=True, exist_ok=True)
+        os.environ[var] = str(folder)
+        added.append(var)
+    return added

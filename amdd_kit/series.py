@@ -32,6 +32,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from .export import export_html
 from .jsonio import write_json
+from .paths import tool_caches
 from .progress import NotebookProgress
 from .registry import load_registry, register_run
 
@@ -226,18 +227,14 @@ def _one_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _kernel_env() -> Iterator[None]:
-    """A writable matplotlib cache for the kernels when none is set (numba's cache is set where
-    umap is imported, in :mod:`amdd_kit.geometry`)."""
-    if os.environ.get("MPLCONFIGDIR"):
-        yield
-        return
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "amdd-kit"
-    (cache / "matplotlib").mkdir(parents=True, exist_ok=True)
-    os.environ["MPLCONFIGDIR"] = str(cache / "matplotlib")
+    """Writable numba and matplotlib caches for the kernels when none is set
+    (:func:`amdd_kit.paths.tool_caches`), unset again afterwards."""
+    added = tool_caches()
     try:
         yield
     finally:
-        os.environ.pop("MPLCONFIGDIR", None)
+        for var in added:
+            os.environ.pop(var, None)
 
 
 def write_series_times(run_dir: Path, seconds: dict[str, float], call_seconds: float) -> dict:

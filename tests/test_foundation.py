@@ -191,3 +191,28 @@ def test_one_json_helper_takes_dataclasses_nan_and_numpy():
     assert json.loads(json.dumps(out)) == out and type(out["clips"]) is int
     assert jsonable(Summary) is Summary            # a dataclass type is not an instance
     assert not hasattr(cli, "_jsonable")
+
+
+def test_one_cache_folder_setup_for_numba_and_matplotlib(tmp_path, monkeypatch):
+    """``paths.tool_caches`` is the one place the kit points numba and matplotlib at writable
+    folders (geometry before ``import umap``, the series runner for its kernels); a folder the
+    environment already names is left alone, and the runner unsets what it set."""
+    import os
+
+    from amdd_kit import paths, series
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mine"))
+    assert paths.tool_caches() == ["NUMBA_CACHE_DIR"]
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "amdd-kit" / "numba")
+    assert (tmp_path / "amdd-kit" / "numba").is_dir()
+    assert os.environ["MPLCONFIGDIR"] == str(tmp_path / "mine")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.delenv("MPLCONFIGDIR")
+    with series._kernel_env():
+        assert os.environ["MPLCONFIGDIR"] == str(tmp_path / "amdd-kit" / "matplotlib")
+        assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "amdd-kit" / "numba")
+    assert "MPLCONFIGDIR" not in os.environ and "NUMBA_CACHE_DIR" not in os.environ
+    src = {m: (REPO / "amdd_kit" / f"{m}.py").read_text() for m in ("geometry", "series")}
+    assert all("os.environ[" not in text for text in src.values())
