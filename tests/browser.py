@@ -6,7 +6,7 @@ figures must have drawn their SVG, and the page must not try to reach the networ
 
 How "no network request" is checked (two independent checks, both required):
 
-1. **Static**: :func:`amdd_kit.report.external_resources` parses the HTML (``html.parser``) and
+1. **Static**: :func:`amdd_kit.export.external_resources` parses the HTML (``html.parser``) and
    lists every ``http(s)://`` ``<script src>``, ``<link href>``, ``<img src>``, ... .
 2. **Dynamic**: Chromium writes a NetLog (``--log-net-log=FILE``, JSON) of every URL request
    made while the page loaded and ran its scripts (including ``fetch``/XHR and lazily inserted

@@ -30,7 +30,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def kernel_name() -> str:
     """``amdd-kit`` when that kernelspec runs this very interpreter, else this interpreter's
     own kernel (the same choice ``amdd-kit series`` makes)."""
-    from amdd_kit.report import resolve_kernel
+    from amdd_kit.series import resolve_kernel
     return resolve_kernel()
 
 

@@ -260,7 +260,9 @@ def test_06_ablations_and_cad(series):
 
 def test_07_retraining_report_renders_offline_in_chromium(series):
     import browser as B
-    from amdd_kit.report import external_resources, load_registry, run_series
+    from amdd_kit.export import external_resources
+    from amdd_kit.registry import load_registry
+    from amdd_kit.series import run_series
     run = series.run("05")
     series.run("04")
     # 07 runs the way a scheduler runs it: through the series runner, which exports report.html
