@@ -116,21 +116,12 @@ class HaarStem(nn.Module):
 
     ``PixelUnshuffle(2)`` and the fixed :func:`haar_matrix` split every 2x2 block into its
     mean (LL) and three detail bands (LH, HL, HH), per colour: 12 channels at half resolution,
-    lossless. The BatchNorm gives each band unit variance before the first learned conv. That is
-    the point: in a face the detail bands carry a few percent of the energy of the mean band,
-    so a randomly initialised conv on raw pixels (or on :func:`space_to_depth_stem`'s plain
-    unshuffle) mixes them in at a few percent of its output and learns to use them slowly --
-    and the forensic traces live there (fsgan's up-sampling checkerboard is HH, a blend seam or
-    a re-rendered low-resolution mouth shows as missing LH/HL detail). Measured on the tiny
-    store (visual stream alone, 150 steps, test identities): the fsgan trace is recognised in
-    3 of 8 clips with the plain unshuffle and in 8 of 8 with this stem.
-
-    The magnitudes of the detail bands (``|LH|, |HL|, |HH|`` per colour) go in next to the
-    signed bands: 21 channels in all. A trace's *sign* in a band depends on where the crop
-    starts (shift a 2-px checkerboard by one pixel, or flip it, and its HH flips sign), which is
-    arbitrary; its magnitude does not. Without them a trained tiny model saw fsgan in one phase
-    only: on the test identities, fsgan clips at p_fake 0.12-0.20 went to 0.76-0.78 when shifted
-    by one pixel (fsgan detection recall 0.5 in 2 of 5 runs: the notebook-03 test, split seed 1).
+    lossless. The forensic traces live in the detail bands (an up-sampling checkerboard is HH, a
+    blend seam or a re-rendered mouth shows as missing LH/HL detail), which carry a few percent
+    of a face's energy: the BatchNorm gives every band unit variance so the first learned conv
+    sees them at full weight. The magnitudes ``|LH|, |HL|, |HH|`` per colour go in next to the
+    signed bands (21 channels in all): a trace's sign depends on where the crop starts (a
+    one-pixel shift flips a checkerboard's HH), its magnitude does not.
     """
 
     def __init__(self, out_channels: int = 64, channels: int = 3):
