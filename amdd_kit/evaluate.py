@@ -107,7 +107,7 @@ def unseen_generator_report(df: pd.DataFrame, holdout_methods: Sequence[str]
 
     def block(g: pd.DataFrame) -> dict[str, Any]:
         return {"n": int(len(g)),
-                "fake_recall": float((g["p_fake"] >= 0.5).mean()) if len(g) else float("nan"),
+                "fake_recall": binary_metrics(g["clip_label"], g["p_fake"])["fake_recall"],
                 "mean_p_fake": float(g["p_fake"].mean()) if len(g) else float("nan"),
                 "landing": attribution_landing(g)}
 
