@@ -15,6 +15,8 @@ NEED_GB ?= 10
 
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+# OpenMP threads sleep while they wait (amdd_kit/__init__.py says why); the kernel spec sets it too
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup demo test test-fast clean-runs chromium
 
@@ -31,7 +33,7 @@ $(STAMP): pyproject.toml
 	@start=$$(date +%s); \
 	$(PY) -m pip install --quiet --upgrade pip && \
 	$(PY) -m pip install --quiet -e ".[test,faces]" && \
-	$(PY) -m ipykernel install --sys-prefix --name amdd-kit --display-name "amdd-kit (.venv)" >/dev/null && \
+	$(PY) -m ipykernel install --sys-prefix --name amdd-kit --display-name "amdd-kit (.venv)" --env OMP_WAIT_POLICY PASSIVE >/dev/null && \
 	echo ">> set-up took $$(( $$(date +%s) - start )) s; Jupyter kernel 'amdd-kit' registered"
 	@touch $(STAMP)
 

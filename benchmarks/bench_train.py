@@ -10,10 +10,20 @@ depend on content.
 
     python benchmarks/bench_train.py --config tiny --clips 96
     python benchmarks/bench_train.py --config paper --clips 256   # on a GPU
+    python benchmarks/bench_train.py --config tiny --threads-table  # CPU: alone and beside a busy process
+
+``--threads-table`` measures (a) alone and beside one busy process (a pure-Python loop pinned to
+one core: a browser, a second notebook) for several CPU settings -- torch threads and
+``OMP_WAIT_POLICY`` (OpenMP threads that spin while they wait, or sleep) -- each in a fresh
+process, since OpenMP reads its settings once at start. The kit's default is the first line.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -152,13 +162,64 @@ def bench_raw_resnet50(cfg, device, batches: int = 10) -> float:
     return batches * cfg.train.batch_size / (time.perf_counter() - t0)
 
 
+def _busy(core: int) -> None:
+    """A process that keeps one core busy (what a browser or a second kernel does)."""
+    os.sched_setaffinity(0, {core})
+    while True:
+        pass
+
+
+#: CPU settings compared by --threads-table: (label, torch threads or 0 for the default, env)
+SETTINGS = (("kit default (OMP_WAIT_POLICY=PASSIVE, 1 thread per core)", 0,
+             {"OMP_WAIT_POLICY": "PASSIVE"}),
+            ("spinning OpenMP threads (OMP_WAIT_POLICY=ACTIVE, 1 per core)", 0,
+             {"OMP_WAIT_POLICY": "ACTIVE"}),
+            ("one thread (OMP_NUM_THREADS=1)", 1, {"OMP_NUM_THREADS": "1"}))
+
+
+def threads_table(args) -> None:
+    """Clips/s of the fastai Learner for each of :data:`SETTINGS`, alone and contended."""
+    print(f"{'setting':62s} {'alone':>8s} {'busy core':>10s} {'ratio':>6s}")
+    for label, threads, env in SETTINGS:
+        figs = []
+        for busy in (False, True):
+            hog = None
+            if busy:
+                hog = multiprocessing.get_context("spawn").Process(target=_busy, args=(0,),
+                                                                   daemon=True)
+                hog.start()
+            cmd = [sys.executable, __file__, "--config", args.config, "--clips", str(args.clips),
+                   "--fastai-only"] + (["--threads", str(threads)] if threads else [])
+            full_env = {k: v for k, v in os.environ.items()
+                        if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+            r = subprocess.run(cmd, env={**full_env, **env}, capture_output=True, text=True)
+            if hog is not None:
+                hog.terminate()
+                hog.join()
+            found = [ln for ln in r.stdout.splitlines() if ln.startswith("(a)")]
+            figs.append(float(found[0].split()[3]) if found else float("nan"))
+            if not found:
+                print(r.stdout[-2000:], r.stderr[-2000:])
+        print(f"{label:62s} {figs[0]:8.2f} {figs[1]:10.2f} {figs[0] / figs[1]:5.1f}x")
+    print("clips/s of training steps; 'busy core': one other process keeps one core busy "
+          "(a fair share of 2 cores would be about 2x slower)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="tiny")
     ap.add_argument("--clips", type=int, default=96, help="training clips per measurement")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the default)")
+    ap.add_argument("--threads-table", action="store_true",
+                    help="CPU settings alone and beside a busy process (see above)")
+    ap.add_argument("--fastai-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads_table:
+        return threads_table(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     over = {"model.pretrained": False}
     if args.batch_size:
         over["train.batch_size"] = args.batch_size
@@ -177,6 +238,8 @@ def main() -> None:
               f"torch threads {torch.get_num_threads()}")
         a = bench_fastai(store, cfg, split, tmp)
         print(f"(a) fastai Learner:      {a:8.2f} clips/s")
+        if args.fastai_only:
+            return
         b = bench_plain(store, cfg, split, device)
         print(f"(b) plain PyTorch loop:  {b:8.2f} clips/s")
         print(f"    ratio a/b:           {a / b:8.2f}   (goal >= 0.9)")
