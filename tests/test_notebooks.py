@@ -35,9 +35,9 @@ PARAMS = {
     # "none": no benchmark table there, so 05 shows its leave-one-out fallback (class removal)
     "05": {"live_widgets": False, "open_set_bench": "none"},
     # two seeds (the paired seed bootstrap) on the rows that cover every code path: the head
-    # (full), the linear probe (no_attribution, detection_only) and the other model (cad)
-    "06": {"epochs": 1, "workers": 2, "seeds": [0, 1],
-           "rows": ["full", "no_attribution", "detection_only", "cad"]},
+    # (full), the linear probe (no_attribution; detection_only takes the same path) and the
+    # other model (cad)
+    "06": {"epochs": 1, "workers": 2, "seeds": [0, 1], "rows": ["full", "no_attribution", "cad"]},
     "07": {"epochs": 0, "regression_threshold": 0.02},
 }
 DEPS = {"01": [], "02": ["01"], "03": ["01"], "04": ["03"], "05": ["03"], "06": ["01"],
@@ -130,6 +130,9 @@ def test_03_train_amdd(series):
     assert cfg.name == "tiny"
     hist = pd.read_csv(run / "history.csv")
     assert len(hist) == PARAMS["03"]["epochs"]
+    # no fall back in mid-training: BatchNorm statistics recomputed for the weights they serve
+    # (PreciseBN); with running averages validation fell to 0.50 after the third epoch
+    assert hist.loc[hist["epoch"] >= 3, "bal_acc"].min() > 0.6, hist["bal_acc"].round(2).tolist()
     emb = pd.read_parquet(run / "embeddings.parquet")
     assert len(emb) == m["n_test"] and {"embedding", "f_v", "f_a"} <= set(emb.columns)
     lc = pd.read_csv(run / "loss_components.csv")
