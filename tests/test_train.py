@@ -245,3 +245,19 @@ def test_precise_bn_recomputes_the_statistics_of_the_final_weights(store, tmp_pa
     with learn.no_bar():
         learn.validate()
     assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+
+
+def test_same_seed_same_numbers_another_seed_other_numbers(store, tmp_path, one_thread):
+    """A run is a function of its config: the same ``train.seed`` twice gives the same weights
+    and history to the bit (augmentation, frame draws, PreciseBN included); another seed moves
+    them, so the comparison can tell."""
+    from amdd_kit.train import train
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        train(store, small_config(**{"train.seed": seed}), tmp_path / name, progress=False)
+        runs[name] = (torch.load(tmp_path / name / "model.pth", weights_only=True),
+                      pd.read_csv(tmp_path / name / "history.csv").drop(columns="time"))
+    (wa, ha), (wb, hb), (wc, hc) = runs["a"], runs["b"], runs["c"]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    pd.testing.assert_frame_equal(ha, hb)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
