@@ -341,19 +341,18 @@ def explorer_scenario(lab: Lab, pw: Any, shots: Path, n_frames: int,
         T["dropdown"] = time.time() - t0
         out["after_dropdown"] = lp.explorer()
         assert out["after_dropdown"]["map"]["title"] != before
-        if video:
+        # a video by typed path, then one by upload: the same wait and the same record
+        for path, add, timer, key in ((video, lp.add_video_by_path, "add_video", "after_video"),
+                                      (upload, lp.upload_video, "upload_video", "after_upload")):
+            if not path:
+                continue
             t0 = time.time()
-            lp.add_video_by_path(video)
-            lp.wait_explorer(_video_added(Path(video).name), timeout=120)
-            T["add_video"] = time.time() - t0
-            out["after_video"] = lp.explorer()
-            lp.shot_map("05_after_video")
-        if upload:
-            t0 = time.time()
-            lp.upload_video(upload)
-            lp.wait_explorer(_video_added(Path(upload).name), timeout=120)
-            T["upload_video"] = time.time() - t0
-            out["after_upload"] = lp.explorer()
+            add(path)
+            lp.wait_explorer(_video_added(Path(path).name), timeout=120)
+            T[timer] = time.time() - t0
+            out[key] = lp.explorer()
+            if key == "after_video":
+                lp.shot_map("05_after_video")
         out["colourings"] = []
         t0 = time.time()
         for a, b in colouring_walk(colourings or {}):
