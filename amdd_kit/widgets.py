@@ -26,22 +26,26 @@ shows a window's frames with the model's Grad-CAM (:func:`amdd_kit.explain.gradc
 log-mel. A video that cannot be used (no face, no audio, an unreadable file) is explained in one
 sentence in the widget.
 
-How the figures stay right in a browser: every ``FigureWidget`` is built *with* its content
-(``go.FigureWidget(fig)``), so a page that (re)connects receives the full picture, and every
-later change restyles the existing traces inside ``batch_update()`` (one message per change):
-the map holds one trace per colour value of the most varied colouring (unused ones are hidden)
-plus the video's trace; the clip view holds one image trace per frame and one heatmap for the
-log-mel, laid out once from the store's clip shape. Neither the traces nor the layout are ever
-replaced, which would lose the subplot domains in the browser and show blank axes after a
-reload. Every trace of one update gets the same leaf keys (``marker.color``, ``marker.size``,
-...), never a whole ``marker`` on some and ``marker.color`` on others: plotly.js refuses such an
-update ("cannot set marker.color and a parent attribute simultaneously") and the map would keep
-its old colouring.
+How the figures stay right in a browser: the map is the one plotly ``FigureWidget`` (it needs
+click callbacks). It is built *with* its content (``go.FigureWidget(fig)``), so a page that
+(re)connects receives the full picture, and every later change restyles the existing traces
+inside ``batch_update()`` (one message per change): one trace per colour value of the most
+varied colouring (unused ones are hidden) plus the video's trace. Neither the traces nor the
+layout are ever replaced, which would lose the subplot domains in the browser. Every trace of
+one update gets the same leaf keys (``marker.color``, ``marker.size``, ...), never a whole
+``marker`` on some and ``marker.color`` on others: plotly.js refuses such an update ("cannot
+set marker.color and a parent attribute simultaneously") and the map would keep its old
+colouring. A ``FigureWidget`` inside a container (our ``VBox``) hands a newly connected page
+the state it had when it was built; :func:`_sync_state` refreshes that state after every
+change, so a reload shows the current space and colouring, not the first ones.
 
-A ``FigureWidget`` inside a container (our ``VBox``) hands a newly connected page the state it
-had when it was built: plotly refreshes that state (``_widget_data`` / ``_widget_layout``) only
-when the widget itself is displayed. :func:`_sync_state` refreshes it after every change, so a
-reload or a reconnect shows the current space, colouring and clip, not the first ones.
+The clip view and the video's timeline are plain figures shown in ipywidgets ``Output`` areas
+(:func:`_show_in`), not more ``FigureWidget`` s: each ``FigureWidget`` sends plotly's 4.7 MB
+widget bundle to the browser, anywidget gives a model 2 s to load it, and on a page reload
+the bigger the widget state, the more often JupyterLab's widget manager loses a model it is
+still restoring (the explorer then reads "Error displaying widget: model not found",
+ipywidgets issue #4026). If that happens after a reload, reload the page once more, or run
+``ex.show()`` in a new cell: the explorer keeps its state in the kernel.
 """
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from . import geometry, paths
 from .config import METHODS
@@ -105,6 +110,16 @@ def _sync_state(fig: Any) -> None:
     if isinstance(fig, go.FigureWidget):
         fig._widget_data = deepcopy(fig._data)
         fig._widget_layout = deepcopy(fig._layout_obj._props)
+
+
+def _show_in(out: Any, fig: go.Figure) -> None:
+    """Make the ipywidgets ``Output`` ``out`` show ``fig`` alone, as its plotly JSON (the
+    ``plotly_mimetype`` bundle that JupyterLab's plotly extension draws). The kernel sets the
+    ``outputs`` trait in one update: no front-end capture is involved, so it works from a click
+    callback, before the explorer is displayed, and for a page that connects later."""
+    bundle = {"application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False)),
+              "text/plain": f"<plotly figure: {fig.layout.title.text or 'untitled'}>"}
+    out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
 
 def correctness(df: pd.DataFrame) -> pd.Series:
@@ -204,7 +219,8 @@ class EmbeddingExplorer:
         self.live = live
         Fig = go.FigureWidget if live else go.Figure
         self.fig = Fig(self._with_video_trace(self._padded(self._scatter())))
-        self.detail = Fig(self._placeholder())
+        #: the clip view: a plain figure, redrawn into ``_detail_out`` (see the module docstring)
+        self.detail = self._placeholder()
         #: p_fake per window of the added video (a plain figure, shown in ``_timeline_out``)
         self.timeline = timeline_figure([], [], 1.0, title="Add a video: p_fake of each of its "
                                                             "windows appears here")
@@ -228,10 +244,10 @@ class EmbeddingExplorer:
         self.add_button.on_click(lambda _: self.add_video(self.video_path.value))
         self.upload.observe(self._on_upload, names="value")
         self.gradcam.observe(lambda _: self._reshow(), names="value")
-        # an Output holding a plain figure, not a third FigureWidget: each FigureWidget loads
-        # plotly's 4.7 MB widget bundle in the browser, and anywidget gives a model 2 s to load
-        # it before giving up (on a busy machine the map then never updates)
+        # Outputs holding plain figures, not more FigureWidgets: see the module docstring
         self._timeline_out = w.Output(layout=w.Layout(display="none"))
+        self._detail_out = w.Output()
+        _show_in(self._detail_out, self.detail)
         if live:
             for trace in self.fig.data[:self.n_traces]:
                 trace.on_click(self._on_click)
@@ -240,7 +256,7 @@ class EmbeddingExplorer:
             if self.run_dir is not None:
                 rows += [w.HBox([self.video_path, self.add_button, self.upload, self.face,
                                  self.gradcam]), self.status, self._timeline_out]
-            self.widget = w.VBox(rows + [self.info, self.detail])
+            self.widget = w.VBox(rows + [self.info, self._detail_out])
         else:
             self.widget = w.HBox([self.space, self.color])
 
@@ -385,20 +401,20 @@ class EmbeddingExplorer:
 
     def _show_clip(self, frames: np.ndarray | None, mel: np.ndarray | None, title: str,
                    cam: np.ndarray | None = None) -> None:
-        """Restyle the clip view in place: frames (blended with ``cam`` ``[T,H,W]`` when given),
-        the log-mel, the title; the placeholder's note is removed."""
-        with self.detail.batch_update():
-            self.detail.layout.title.text = title
-            self.detail.layout.annotations = []
-            if frames is not None:
-                images = [t for t in self.detail.data if t.type == "image"]
-                for t, trace in enumerate(images):
-                    trace.z = overlay_heatmap(frames[t], cam[t]) if cam is not None \
-                        else frames[t].transpose(1, 2, 0)
-                heat = [t for t in self.detail.data if t.type == "heatmap"]
-                if heat:
-                    heat[0].z = np.asarray(mel, dtype=np.float32)
-        _sync_state(self.detail)
+        """Redraw the clip view: frames (blended with ``cam`` ``[T,H,W]`` when given), the
+        log-mel, the title; the placeholder's note is removed. The traces and the layout are
+        kept (only their ``z`` and the title change), so the subplots stay where they were."""
+        self.detail.layout.title.text = title
+        self.detail.layout.annotations = []
+        if frames is not None:
+            images = [t for t in self.detail.data if t.type == "image"]
+            for t, trace in enumerate(images):
+                trace.z = overlay_heatmap(frames[t], cam[t]) if cam is not None \
+                    else frames[t].transpose(1, 2, 0)
+            heat = [t for t in self.detail.data if t.type == "heatmap"]
+            if heat:
+                heat[0].z = np.asarray(mel, dtype=np.float32)
+        _show_in(self._detail_out, self.detail)
 
     def _cam(self, frames: np.ndarray, mel: np.ndarray) -> np.ndarray | None:
         """Grad-CAM of the detection score over one clip's frames ``[T,H,W]``, or None when
@@ -577,11 +593,7 @@ class EmbeddingExplorer:
                               title=f"p_fake per {v['window_s']:.2f} s window: "
                                     f"{v['path'].name}")
         self.timeline = new
-        if self.live:
-            from IPython.display import display
-            self._timeline_out.clear_output(wait=True)
-            with self._timeline_out:
-                display(new)
+        _show_in(self._timeline_out, new)
         self._timeline_out.layout.display = "flex" if len(t) > 1 else "none"
 
     def _summary(self) -> str:

@@ -10,7 +10,8 @@ port, and Playwright drives Debian's ``chromium``:
   (section 7b adds a LAV-DF partial fake in code), change the space dropdown, add a video by
   typing its path and another by uploading it, try every colouring after the one with the most
   groups, the one with the fewest and the continuous ``p_fake`` scale, click a point on the map,
-  reload the page; from the DOM: the video's windows are stars on the map (legend, point count),
+  reload the page (again, at most three more times, when JupyterLab's widget manager loses its restore
+  race, ipywidgets #4026, as the notebook tells a student to do); from the DOM: the video's windows are stars on the map (legend, point count),
   its clip view and timeline are drawn, each colouring shows its own title, legend or colour
   bar and every point, the clip view has one image per frame and a log-mel, the picture
   survives the reload, and the browser console logged no error (no "Error setting state");
@@ -93,7 +94,8 @@ def test_notebook_05_explorer_in_jupyterlab(lab, series, playwright_and_chromium
                               video=str(videos[0]), upload=str(videos[-1]),
                               colourings=colourings)
     (base / "lab_timings.json").write_text(json.dumps(res, indent=1))
-    print("\n[lab] notebook 05:", json.dumps(res["timings"]))
+    print("\n[lab] notebook 05:", json.dumps(res["timings"]),
+          f"extra reloads after the widget manager's race: {res['reload_retries']}")
     assert res["after_run"]["map"]["points"] > n_clips              # the clips and 7b's stars
     assert res["after_run"]["map"]["width"] >= 650, res["after_run"]["map"]
     assert res["after_run"]["clip"]["images"] == n_frames

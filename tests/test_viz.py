@@ -263,9 +263,11 @@ def test_live_explorer_reconnect_state_is_the_current_picture():
     assert len(data) == ex.n_traces + 1
     assert sorted(d["name"] for d in data if d.get("visible") is not False) == ["correct", "wrong"]
     assert "audio" in layout["title"]["text"]
-    clip = ex.detail.get_state()
-    assert str(df.clip_id[4]) in clip["_widget_layout"]["title"]["text"]
-    assert sum(d["type"] == "image" for d in clip["_widget_data"]) == 4
+    # the clip view is a plain figure in an Output: its state is that figure's plotly JSON alone
+    (out,) = ex._detail_out.get_state()["outputs"]
+    clip = out["data"]["application/vnd.plotly.v1+json"]
+    assert str(df.clip_id[4]) in clip["layout"]["title"]["text"]
+    assert sum(d["type"] == "image" for d in clip["data"]) == 4
 
 
 # -- every colouring, the placeholder, a student's own video -----------------------------------
