@@ -22,7 +22,7 @@ import av
 import numpy as np
 import pandas as pd
 
-from .data.decode import leading_silence, load_audio
+from .data.audio import leading_silence, load_audio
 
 # ITU-R BT.601 luma weights (what the video codec stores as brightness)
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -265,7 +265,7 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
     Returns:
         ``(wave, sample_rate)``: float32 mono ``[n]`` (the preprocessing decoder,
-        :func:`amdd_kit.data.decode.load_audio`, at the stream's rate).
+        :func:`amdd_kit.data.audio.load_audio`, at the stream's rate).
 
     Raises:
         ValueError: the file has no audio stream or cannot be decoded.
