@@ -51,6 +51,15 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, float]:
         return audio_of(container, path, sample_rate)
 
 
+def audio_rate(path: str | Path) -> int:
+    """The sample rate (Hz) of a file's first audio stream. Raises :class:`SkipVideo`
+    (``no_audio``, ``corrupt``, ``empty``, ``missing``)."""
+    with open_media(Path(path)) as container:
+        if not container.streams.audio:
+            raise SkipVideo("no_audio", "no audio stream")
+        return int(container.streams.audio[0].codec_context.sample_rate)
+
+
 def audio_of(container, path: Path, sample_rate: int, until: float | None = None
              ) -> tuple[np.ndarray, float]:
     """:func:`load_audio` on an open container (decodes from where the container stands).
@@ -163,5 +172,5 @@ def log_mel_windows(samples: np.ndarray, starts_s: np.ndarray, cfg: DataConfig,
     return out.astype(np.float16)
 
 
-__all__ = ["LOG_EPS", "load_audio", "audio_of", "leading_silence",
+__all__ = ["LOG_EPS", "load_audio", "audio_rate", "audio_of", "leading_silence",
            "log_mel_windows"]

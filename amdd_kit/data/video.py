@@ -1,5 +1,9 @@
 """Video frames: the kit's one PyAV reader, and folders of image frames.
 
+Every video frame the kit reads goes through :func:`pick_frames` (preprocessing) or
+:func:`first_frames` (notebook 02's native-resolution look, ``traces.decode_video_frames``),
+both built on one decode loop.
+
 Decoding (PyAV)
     Frames are taken by timestamp: for each target time (seconds from the first video frame)
     the source frame nearest in time, so 30 or 29.97 fps sources and variable frame rates land
@@ -85,6 +89,22 @@ def pick_frames(path: Path, targets: np.ndarray, container=None
     return _nearest_frames(container, targets)
 
 
+def first_frames(path: str | Path, n: int) -> np.ndarray:
+    """The first ``n`` frames of a video at its native resolution: uint8 ``[n', H, W, 3]``,
+    ``n' = n`` unless the video holds fewer frames.
+
+    :func:`pick_frames` at the source's own frame times (``k / src_fps``), so each target lands
+    on frame ``k``. Raises :class:`SkipVideo`.
+    """
+    path = Path(path)
+    with open_media(path) as c:
+        if not c.streams.video:
+            raise SkipVideo("no_video", "no video stream")
+        src_fps = video_info(c, c.streams.video[0])[0]
+        frames, duration, _, src_fps = _nearest_frames(c, np.arange(n) / src_fps)
+    return np.stack(frames[:max(1, min(n, int(round(duration * src_fps))))])
+
+
 def _nearest_frames(container, targets: np.ndarray
                     ) -> tuple[list[np.ndarray], float, bool, float]:
     """:func:`pick_frames` on an open container, decoding from where it stands."""
@@ -152,4 +172,4 @@ def read_image(path: Path) -> np.ndarray:
 
 
 __all__ = ["SKIP_REASONS", "SkipVideo", "open_media", "video_info", "pick_frames",
-           "frame_files", "read_image"]
+           "first_frames", "frame_files", "read_image"]
