@@ -48,6 +48,8 @@ METHODS: tuple[str, ...] = (
 #: audio is real; every FakeAVCeleb fake voice is RTVC's clone). CMFFC (losses.py, Eq. 4) asks
 #: each modality's fingerprint to identify its *own* trace: well posed even when one modality is
 #: untouched (the audio of a faceswap clip is real audio, so its audio trace is ``none``).
+#: :data:`METHOD_TRACES` is the one table of these labels; ``data.synthetic.TRACE_DESCRIPTIONS``
+#: describes each generator's traces in words and carries these labels beside them.
 VISUAL_TRACES: tuple[str, ...] = (
     "none", "faceswap", "fsgan", "wav2lip", "faceswap-wav2lip", "fsgan-wav2lip",
 )

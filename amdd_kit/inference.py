@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config
-from .data.decode import SkipVideo, VideoClips, clips_from_video
+from .data.decode import VideoClips, clips_from_video
+from .data.video import SkipVideo
 from .loaders import to_model_inputs
 from .models import build_model
 from .precision import autocast_for
@@ -204,7 +205,7 @@ def video_windows(model: nn.Module, cfg: Config, video: str | Path,
     ``pred_label``, ``pred_method``, ``pred_method_idx``, ``pred_trace_visual`` /
     ``pred_trace_audio``, and every array :func:`forward_arrays` returns per window as a list
     column (``embedding``, ``f_v``, ``f_a``, ``attr_probs``, ...), named as it names them.
-    Raises :class:`~amdd_kit.data.decode.SkipVideo` (``missing``, ``corrupt``, ``no_face``,
+    Raises :class:`~amdd_kit.data.video.SkipVideo` (``missing``, ``corrupt``, ``no_face``,
     ``no_audio``, ...) for a video that gives no clip.
     """
     import dataclasses

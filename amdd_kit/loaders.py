@@ -28,7 +28,6 @@ from fasttransform import ItemTransform
 
 from .config import Config
 from .data.store import open_frames
-from .data.workdir import read_data_config
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -56,10 +55,7 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def _open(self):
         if self._frames is None:
-            if (self.path / "frames_index.npy").exists():  # an encoded store (png/jpeg shards)
-                self._frames = open_frames(self.path, read_data_config(self.path))
-            else:
-                self._frames = np.load(self.path / "frames.npy", mmap_mode="r")
+            self._frames = open_frames(self.path)  # raw memmap or png/jpeg shards, by its config
             self._mels = np.load(self.path / "mels.npy", mmap_mode="r")
 
     def __getstate__(self):  # do not pickle open memmaps into worker processes

@@ -1,7 +1,8 @@
 """Forensic-trace measurements: look at what each generator leaves behind, without a model.
 
 Small functions over the arrays of the clip store (``frames`` uint8 ``[T, 3, H, W]`` face crops,
-``mel`` ``[n_mels, S]`` log-mel) and over audio decoded with PyAV. Used by notebook 02 (forensic
+``mel`` ``[n_mels, S]`` log-mel) and over media files read by the data layer's readers
+(:mod:`amdd_kit.data.video`, :mod:`amdd_kit.data.audio`). Used by notebook 02 (forensic
 traces) and by the shortcut audit (notebook 06).
 
 * :func:`mean_log_mel_by_method` -- average spectrum per generator (band limits, smearing);
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import av
 import numpy as np
 import pandas as pd
 
-from .data.decode import leading_silence, load_audio
+from .data.audio import audio_rate, leading_silence, load_audio
+from .data.video import first_frames
 
 # ITU-R BT.601 luma weights (what the video codec stores as brightness)
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -154,7 +155,8 @@ def checkerboard_score(frames: np.ndarray, peak_radius: int = 1, ring: tuple[int
 
 
 def decode_video_frames(path: str | Path, max_frames: int = 16, crop: float = 1.0) -> np.ndarray:
-    """The first ``max_frames`` frames of a video at NATIVE resolution (no resizing).
+    """The first ``max_frames`` frames of a video at NATIVE resolution (no resizing), read by
+    :func:`amdd_kit.data.video.first_frames` (the preprocessing reader).
 
     Args:
         path: a video file PyAV can read.
@@ -164,22 +166,11 @@ def decode_video_frames(path: str | Path, max_frames: int = 16, crop: float = 1.
     Returns:
         uint8 ``[T, 3, h, w]``. Resizing (as preprocessing does) low-passes the frames and hides
         pixel-level traces such as the 2-px checkerboard; measure those here.
-    """
 
-    out = []
-    try:
-        with av.open(str(path)) as box:
-            if not box.streams.video:
-                raise ValueError(f"{path}: no video stream")
-            for frame in box.decode(video=0):
-                out.append(frame.to_ndarray(format="rgb24"))
-                if len(out) >= max_frames:
-                    break
-    except av.error.FFmpegError as e:
-        raise ValueError(f"{path}: cannot decode video ({e})") from e
-    if not out:
-        raise ValueError(f"{path}: no frames")
-    f = np.stack(out)
+    Raises:
+        ValueError (:class:`~amdd_kit.data.video.SkipVideo`): no video stream, or unreadable.
+    """
+    f = first_frames(path, max_frames)
     h, w = f.shape[1:3]
     ch, cw = max(1, int(round(h * crop))), max(1, int(round(w * crop)))
     y0, x0 = (h - ch) // 2, (w - cw) // 2
@@ -265,18 +256,13 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
     Returns:
         ``(wave, sample_rate)``: float32 mono ``[n]`` (the preprocessing decoder,
-        :func:`amdd_kit.data.decode.load_audio`, at the stream's rate).
+        :func:`amdd_kit.data.audio.load_audio`, at the stream's rate).
 
     Raises:
-        ValueError: the file has no audio stream or cannot be decoded.
+        ValueError (:class:`~amdd_kit.data.video.SkipVideo`): the file has no audio stream or
+        cannot be decoded.
     """
-    try:
-        with av.open(str(path)) as box:
-            if not box.streams.audio:
-                raise ValueError(f"{path}: no audio stream")
-            sr = int(box.streams.audio[0].codec_context.sample_rate)
-    except av.error.FFmpegError as e:
-        raise ValueError(f"{path}: cannot decode audio ({e})") from e
+    sr = audio_rate(path)
     wave, _ = load_audio(path, sr)
     return wave.astype(np.float32), sr
 

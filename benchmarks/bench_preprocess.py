@@ -77,6 +77,7 @@ def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
     import cv2
     import torch
 
+    from amdd_kit.data import audio, video
     from amdd_kit.data import decode as dec
     from amdd_kit.data import faces
 
@@ -88,12 +89,12 @@ def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
     for p in paths:
         t0 = time.perf_counter()
         with av.open(str(p)) as c:  # as clips_from_video: one open, audio, rewind, video
-            _, est, v_start = dec._video_info(c, c.streams.video[0])
-            x, _ = dec._audio_of(c, p, cfg.sample_rate,
-                                 dec._audio_needed_until(est, v_start, cfg))
+            _, est, v_start = video.video_info(c, c.streams.video[0])
+            x, _ = audio.audio_of(c, p, cfg.sample_rate,
+                                   dec._audio_needed_until(est, v_start, cfg))
             t1 = time.perf_counter()
             starts = dec.plan_windows(est, 0.0, cfg)
-            frames, *_ = dec._pick_frames(p, dec._grid_targets(starts, cfg), c)
+            frames, *_ = video.pick_frames(p, dec._grid_targets(starts, cfg), c)
         t2 = time.perf_counter()
         track = faces.detect_faces(frames, every=cfg.detect_every,
                                    track=cfg.face_search == "track")
@@ -101,7 +102,7 @@ def stage_breakdown(paths: list[Path], cfg) -> dict[str, float]:
         crops = faces.crop_faces(frames, track.boxes, cfg.image_size, cfg.face_margin,
                                  cfg.crop_mode, channels_first=True)  # [N, 3, H, W], as stored
         t4 = time.perf_counter()
-        dec.log_mel_windows(x, starts / cfg.fps, cfg)
+        audio.log_mel_windows(x, starts / cfg.fps, cfg)
         t5 = time.perf_counter()
         if cfg.frame_codec != "raw":
             encode_frames(crops, cfg.frame_codec, cfg.jpeg_quality, cfg.jpeg_chroma)

@@ -20,6 +20,8 @@ process, since OpenMP reads its settings once at start. The kit's default is the
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import multiprocessing
 import os
 import subprocess
@@ -44,6 +46,8 @@ def fake_store(root: Path, cfg, n: int, seed: int = 0) -> SimpleNamespace:
     """A clip store with random content, laid out exactly like a real one."""
     rng = np.random.default_rng(seed)
     d = cfg.data
+    raw = dataclasses.replace(d, frame_codec="raw")  # frames.npy below, whatever the config says
+    (root / "data_config.json").write_text(json.dumps(dataclasses.asdict(raw)))
     frames = np.lib.format.open_memmap(root / "frames.npy", "w+", np.uint8,
                                        (n, d.n_frames, 3, d.image_size, d.image_size))
     for s in range(0, n, 64):

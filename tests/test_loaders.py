@@ -13,7 +13,14 @@ from amdd_kit.loaders import (AVAugment, ClipDataset, make_dataloaders, standard
 
 
 def _store(tmp_path, n=24, T=8, H=64, F=64, S=64, seed=0):
+    """A raw store (frames in ``frames.npy``) with its ``data_config.json``, as ``pack`` writes."""
+    import dataclasses
+    import json
+
+    from amdd_kit.config import DataConfig
     rng = np.random.default_rng(seed)
+    cfg = DataConfig(n_frames=T, image_size=H, n_mels=F)
+    (tmp_path / "data_config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
     np.save(tmp_path / "frames.npy", rng.integers(0, 256, (n, T, 3, H, H), dtype=np.uint8))
     np.save(tmp_path / "mels.npy", rng.normal(-5, 2, (n, F, S)).astype(np.float16))
     m = pd.DataFrame({"clip_id": np.arange(n), "clip_label": np.arange(n) % 2,
@@ -29,6 +36,35 @@ def test_dataset_items_are_compact_and_match_the_store(tmp_path):
     assert mel.dtype == torch.float16 and mel.shape == (64, 64)
     assert torch.equal(frames, torch.from_numpy(np.load(tmp_path / "frames.npy")[5]))
     assert int(label) == 1 and int(method) == 5
+
+
+def test_the_store_config_says_raw_or_encoded_not_the_files_present(tmp_path):
+    """ClipDataset and ClipStore tell a store's format the same way, from its config
+    (``store.frames_file``): a stray ``frames_index.npy`` beside a raw store's ``frames.npy``
+    changes nothing, and a store whose config says jpeg never serves a leftover ``frames.npy``
+    (an earlier raw build in the folder) when its index is missing."""
+    import dataclasses
+    import json
+
+    import pytest
+
+    from amdd_kit.config import DataConfig
+    from amdd_kit.data.store import frames_file, open_frames
+    from amdd_kit.data.workdir import read_data_config
+
+    store = _store(tmp_path)
+    np.save(tmp_path / "frames_index.npy", np.zeros((24, 8, 3), np.int64))
+    assert frames_file(read_data_config(tmp_path)) == "frames.npy"
+    assert isinstance(open_frames(tmp_path), np.memmap)
+    frames, *_ = ClipDataset(store, [5])[0]
+    assert torch.equal(frames, torch.from_numpy(np.load(tmp_path / "frames.npy")[5]))
+
+    jpeg = DataConfig(n_frames=8, image_size=64, n_mels=64, frame_codec="jpeg")
+    (tmp_path / "data_config.json").write_text(json.dumps(dataclasses.asdict(jpeg)))
+    (tmp_path / "frames_index.npy").unlink()
+    assert frames_file(read_data_config(tmp_path)) == "frames_index.npy"
+    with pytest.raises(FileNotFoundError, match="frames_index.npy"):
+        ClipDataset(store, [5])[0]
 
 
 def test_dataloaders_batches_are_normalised_floats(tmp_path):

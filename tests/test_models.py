@@ -100,6 +100,7 @@ def test_fusion_and_heads_shapes(cfg):
     out = CrossModalFusion(cfg)(torch.randn(2, 8, m.d_model), torch.randn(2, 4, m.d_model))
     assert out["embedding"].shape == (2, m.d_embed)
     assert out["v"].shape == (2, 8, m.d_model) and out["a"].shape == (2, 4, m.d_model)
+    assert out["sync_v"].shape == (2, m.d_model) and out["sync_a"].shape == (2, m.d_model)
     pool = AttentionPool(16)
     x = torch.randn(3, 5, 16)
     assert pool(x).shape == (3, 16)

@@ -1,4 +1,4 @@
-"""decode.clips_from_video on real media files (every skip reason, valid-but-unusual input),
+"""decode.clips_from_video (and the audio / video readers under it) on real media files (every skip reason, valid-but-unusual input),
 and the preprocessing driver (process_one, the warm worker pool)."""
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 import media  # noqa: E402
 
 from amdd_kit.config import DataConfig  # noqa: E402
+from amdd_kit.data import audio as A  # noqa: E402
 from amdd_kit.data import decode as D  # noqa: E402
 from amdd_kit.data import preprocess as pp  # noqa: E402
-from amdd_kit.data.decode import SkipVideo, clips_from_video  # noqa: E402
+from amdd_kit.data import video as V  # noqa: E402
+from amdd_kit.data.decode import clips_from_video  # noqa: E402
+from amdd_kit.data.video import SkipVideo  # noqa: E402
 
 CFG = DataConfig()  # tiny: T=8, stride 2, 64x64, 64 mels, 0.64 s windows
-SILENCE_FLOOR = float(np.float16(np.log(D.LOG_EPS)))
+SILENCE_FLOOR = float(np.float16(np.log(A.LOG_EPS)))
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +116,7 @@ def test_external_wav_and_frame_folder(files):
 
 
 def test_load_audio_downmixes_and_resamples(files):
-    x, t0 = D.load_audio(files["wav"], 16_000)
+    x, t0 = A.load_audio(files["wav"], 16_000)
     assert x.ndim == 1 and x.dtype == np.float32
     assert abs(len(x) - 1.5 * 16_000) <= 32
     # the tone is 220 Hz: its spectral peak survives resampling from 44.1 kHz stereo
@@ -136,7 +139,7 @@ def test_resampling_picks_nearest_frame_by_timestamp(tmp_path):
         for p in vs.encode():
             out.mux(p)
     targets = np.arange(0, 25) / 25.0
-    frames, dur, covered, fps = D._pick_frames(path, targets)
+    frames, dur, covered, fps = V.pick_frames(path, targets)
     got = np.array([f.mean() / 8 for f in frames])
     assert covered and abs(fps - 30) < 1e-6
     np.testing.assert_allclose(got, np.round(targets * 30), atol=0.3)
@@ -148,7 +151,7 @@ def test_log_mel_is_aligned_with_the_window():
     x = np.zeros(2 * sr, np.float32)
     burst = int(0.30 * sr)
     x[burst:burst + 80] = np.hanning(80)  # a 5 ms click at 0.30 s
-    mel = D.log_mel_windows(x, np.array([0.20]), cfg).astype(np.float32)[0]
+    mel = A.log_mel_windows(x, np.array([0.20]), cfg).astype(np.float32)[0]
     assert mel.shape == (cfg.n_mels, cfg.mel_frames)
     col = int(np.argmax(mel.sum(axis=0)))
     assert abs(col - 10) <= 1  # (0.30 - 0.20) s * 100 columns/s
@@ -179,8 +182,8 @@ def test_trim_silence_moves_windows_past_leading_silence(files):
 def test_leading_silence_measure():
     sr = 16_000
     x = np.r_[np.zeros(sr // 2), 0.5 * np.ones(sr)].astype(np.float32)
-    assert D.leading_silence(x, sr, -40) == pytest.approx(0.5, abs=0.011)
-    assert D.leading_silence(np.zeros(sr, np.float32), sr, -40) == 0.0
+    assert A.leading_silence(x, sr, -40) == pytest.approx(0.5, abs=0.011)
+    assert A.leading_silence(np.zeros(sr, np.float32), sr, -40) == 0.0
 
 
 def test_process_one_never_raises(files, tmp_path, monkeypatch):
@@ -287,7 +290,7 @@ def test_frame_decoding_stays_on_one_thread(files):
     try:
         for _ in range(6):
             for name in ("surround", "good", "fps30"):
-                D._pick_frames(files[name], np.linspace(0.0, 1.0, 12))
+                V.pick_frames(files[name], np.linspace(0.0, 1.0, 12))
     finally:
         stop.set()
         t.join()
@@ -301,16 +304,16 @@ def test_a_video_file_is_opened_once_and_its_frames_do_not_depend_on_it(files, m
     container are the frames a fresh open gives (it is rewound first)."""
     targets = np.linspace(0.0, 1.0, 12)
     with av.open(str(files["surround"])) as c:
-        D._audio_of(c, files["surround"], 16_000)  # reads the container to its end
-        reused, dur, covered, fps = D._pick_frames(files["surround"], targets, c)
-    fresh, dur0, covered0, fps0 = D._pick_frames(files["surround"], targets)
+        A.audio_of(c, files["surround"], 16_000)  # reads the container to its end
+        reused, dur, covered, fps = V.pick_frames(files["surround"], targets, c)
+    fresh, dur0, covered0, fps0 = V.pick_frames(files["surround"], targets)
     assert (dur, covered, fps) == (dur0, covered0, fps0)
     for a, b in zip(reused, fresh):
         np.testing.assert_array_equal(a, b)
 
     opened = []
     real_open = av.open
-    monkeypatch.setattr(D.av, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    monkeypatch.setattr(V.av, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
     clips = clips_from_video(files["good"], CFG)
     assert len(clips) >= 1 and opened == [str(files["good"])]
 
@@ -321,16 +324,16 @@ def test_audio_is_decoded_only_as_far_as_the_windows_need(tmp_path, monkeypatch)
     decoded (a 6 s video, two 0.64 s windows)."""
     path = media.write_video(tmp_path / "long.mp4", seconds=6.0)
     decoded = []
-    real = D._decode_audio_swr
-    monkeypatch.setattr(D, "_decode_audio_swr",
+    real = A._decode_audio_swr
+    monkeypatch.setattr(A, "_decode_audio_swr",
                         lambda *a, **k: decoded.append(real(*a, **k)) or decoded[-1])
     clips = clips_from_video(path, CFG)
-    full, t0 = D.load_audio(path, CFG.sample_rate)
+    full, t0 = A.load_audio(path, CFG.sample_rate)
     assert len(decoded[0][0]) < 0.5 * len(full)
     with av.open(str(path)) as c:
         v_start = float(c.streams.video[0].start_time * c.streams.video[0].time_base)
     np.testing.assert_array_equal(clips.mels,
-                                  D.log_mel_windows(full, clips.starts, CFG, t0 - v_start))
+                                  A.log_mel_windows(full, clips.starts, CFG, t0 - v_start))
     trim = DataConfig(trim_silence=True)  # the silence threshold needs the whole track
     clips_from_video(path, trim)
     assert len(decoded[-1][0]) == len(full)

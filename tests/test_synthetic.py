@@ -308,8 +308,23 @@ def test_bad_arguments(tmp_path):
         S.make_corpus(tmp_path, layouts=["youtube"])
 
 
-def test_method_traces_table_covers_every_generator():
-    assert set(S.FAKEAVCELEB_METHODS) <= set(S.METHOD_TRACES)
-    assert set(S.DFDM_MODELS.values()) <= set(S.METHOD_TRACES)
-    for row in S.METHOD_TRACES.values():
-        assert {"dataset", "category", "video", "audio"} <= set(row)
+def test_trace_descriptions_cover_every_generator():
+    assert set(S.FAKEAVCELEB_METHODS) <= set(S.TRACE_DESCRIPTIONS)
+    assert set(S.DFDM_MODELS.values()) <= set(S.TRACE_DESCRIPTIONS)
+    for row in S.TRACE_DESCRIPTIONS.values():
+        assert {"dataset", "category", "video", "audio", "trace_visual", "trace_audio"} <= set(row)
+
+
+def test_trace_descriptions_carry_the_trace_labels_and_agree_with_them():
+    """One table of trace labels (config.METHOD_TRACES), one of trace descriptions: each
+    description row carries its method's labels, and says "none" for a modality exactly when
+    the label is "none"."""
+    from amdd_kit.config import METHOD_TRACES
+
+    for m, row in S.TRACE_DESCRIPTIONS.items():
+        labels = METHOD_TRACES.get(m, ("", ""))
+        assert (row["trace_visual"], row["trace_audio"]) == labels, m
+        if m in METHOD_TRACES:
+            for words, label in ((row["video"], labels[0]), (row["audio"], labels[1])):
+                assert words.startswith("none") == (label == "none"), (m, words, label)
+    assert set(METHOD_TRACES) <= set(S.TRACE_DESCRIPTIONS)

@@ -129,6 +129,35 @@ def test_leading_silence_on_a_media_file(tmp_path):
         T.leading_silence_seconds(silent)
 
 
+@pytest.mark.parametrize("fps", [Fraction(25), Fraction(30000, 1001)])
+def test_one_reader_gives_both_callers_the_frames_pyav_decodes(tmp_path, fps):
+    """Notebook 02's native frames (``decode_video_frames``) and preprocessing's frames
+    (``data.video.pick_frames`` on the source's own frame times) come from one PyAV reader: on
+    an mp4 of the synthetic corpus (``make_video``) both are exactly the frames a plain PyAV
+    decode loop gives, also when the video holds fewer frames than asked for."""
+    import av
+
+    from amdd_kit.data.synthetic import VideoSpec, make_video
+    from amdd_kit.data.video import pick_frames
+
+    spec = VideoSpec(rel="fsgan.mp4", method="fsgan", ident=1, seed=3, fake_seed=3,
+                     corpus_seed=0, width=72, height=72, fps=fps, sr=16000, channels=1,
+                     duration=0.6, donor=2)
+    path = tmp_path / make_video(spec, tmp_path)
+    with av.open(str(path)) as c:
+        plain = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    n = len(plain)
+    assert n >= 15 and plain.std() > 10  # a real picture, not a flat frame
+    first = T.decode_video_frames(path, max_frames=12).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(first, plain[:12])
+    whole = T.decode_video_frames(path, max_frames=n + 10).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(whole, plain)
+    picked, duration, covered, src_fps = pick_frames(path, np.arange(n) / float(fps))
+    np.testing.assert_array_equal(np.stack(picked), plain)
+    assert covered and src_fps == pytest.approx(float(fps))
+    assert duration == pytest.approx(n / float(fps), abs=1e-6)
+
+
 def test_leading_silence_detector():
     real = [0.0, 0.02, 0.05, 0.04]
     fake = [0.25, 0.3, 0.38, 0.01]         # one fake without the silence

@@ -11,7 +11,7 @@ This module drives the work and owns no format:
   files loaders memory-map.
 
 One bad file never stops the dataset: it becomes a skip record with a reason from
-:data:`~amdd_kit.data.decode.SKIP_REASONS`.
+:data:`~amdd_kit.data.video.SKIP_REASONS`.
 """
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ from ..config import DataConfig
 from . import shards
 from .adapters import read_dataset
 from .codec import check_codec, encode_frames
-from .decode import SkipVideo, clips_from_video
+from .decode import clips_from_video
 from .faces import face_detector
 from .store import StoreSummary, absorb, pack
+from .video import SkipVideo
 from .workdir import (check_data_config, is_done, n_clips, remove_stale_temporaries,
                       save_skip, save_sources, save_work_item, work_dir)
 

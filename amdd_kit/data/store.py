@@ -292,13 +292,26 @@ class EncodedFrames:
         return f"EncodedFrames(shape={self.shape}, shards={len(shards.shard_paths(self.path))})"
 
 
-def open_frames(path: str | Path, cfg: DataConfig):
-    """The frames of the store at ``path``: a read-only memmap (raw) or :class:`EncodedFrames`."""
+def frames_file(cfg: DataConfig) -> str:
+    """The file of a store that holds its frames: ``frames.npy`` (``frame_codec`` raw, the frames
+    themselves) or ``frames_index.npy`` (png/jpeg: where each encoded frame lies in the shards).
+
+    The one test of a store's format: it reads the store's config, never which files are there.
+    """
+    return "frames.npy" if cfg.frame_codec == "raw" else "frames_index.npy"
+
+
+def open_frames(path: str | Path, cfg: DataConfig | None = None):
+    """The frames of the store at ``path``: a read-only memmap (raw) or :class:`EncodedFrames`.
+
+    ``cfg``: the store's :class:`DataConfig`; default: read from ``path/data_config.json``.
+    """
     path = Path(path)
-    if cfg.frame_codec == "raw":
-        return np.load(path / "frames.npy", mmap_mode="r")
-    return EncodedFrames(path, np.load(path / "frames_index.npy"),
-                         (3, cfg.image_size, cfg.image_size))
+    cfg = read_data_config(path) if cfg is None else cfg
+    name = frames_file(cfg)
+    if name == "frames.npy":
+        return np.load(path / name, mmap_mode="r")
+    return EncodedFrames(path, np.load(path / name), (3, cfg.image_size, cfg.image_size))
 
 
 class ClipStore:
@@ -321,8 +334,7 @@ class ClipStore:
         self.path = Path(path)
         cfg_file = self.path / "data_config.json"
         self.data_config = read_data_config(self.path) if cfg_file.exists() else None
-        frames = "frames_index.npy" if self.data_config is not None and \
-            self.data_config.frame_codec != "raw" else "frames.npy"
+        frames = frames_file(self.data_config) if self.data_config is not None else "frames.npy"
         need = ["manifest.parquet", frames, "mels.npy", "data_config.json"]
         missing = [n for n in need if not (self.path / n).exists()]
         if missing:
@@ -340,11 +352,11 @@ class ClipStore:
         c, n = self.data_config, len(self.manifest)
         want_f = (n, c.n_frames, 3, c.image_size, c.image_size)
         want_m = (n, c.n_mels, c.mel_frames)
-        name = "frames.npy" if c.frame_codec == "raw" else "frames_index.npy"
+        name = frames_file(c)
         if self.frames.shape != want_f or self.frames.dtype != np.uint8:
             raise ValueError(f"{self.path}/{name} is {self.frames.dtype}{self.frames.shape}, "
                              f"expected uint8{want_f}: re-run pack()")
-        if c.frame_codec != "raw":
+        if isinstance(self.frames, EncodedFrames):
             have = {int(p.stem.split("-")[1]) for p in shards.shard_paths(self.path)}
             need = set(np.unique(self.frames.index[..., 0]).tolist()) if n else set()
             if need - have:

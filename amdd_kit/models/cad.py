@@ -88,6 +88,6 @@ class CAD(AudioVisualModel):
             "det_logit_a": det_a,
             "trace_logits_v": attr_v,
             "trace_logits_a": attr_a,
-            "sync_v": al["pooled_v"],
-            "sync_a": al["pooled_a"],
+            "sync_v": al["sync_v"],
+            "sync_a": al["sync_a"],
         }

@@ -4,7 +4,8 @@
 
 * visual queries, audio keys/values: ``v' = LayerNorm(v + MHA(v, a, a))``      ``[B,T,d]``
 * audio queries, visual keys/values: ``a' = LayerNorm(a + MHA(a, v, v))``      ``[B,S',d]``
-* attention pooling of each, concatenation, Linear + LayerNorm -> embedding    ``[B,d_e]``
+* attention pooling of each: ``sync_v``, ``sync_a``                            ``[B,d]``
+* their concatenation, Linear + LayerNorm -> embedding                         ``[B,d_e]``
 
 A frame whose lips do not match the sound finds no good audio partner (and vice versa), which
 changes what the cross-attended streams carry: this is where audio-visual inconsistency
@@ -21,7 +22,8 @@ from .heads import AttentionPool
 
 class CrossModalFusion(nn.Module):
     """``(v [B,T,d], a [B,S',d]) -> dict(embedding [B,d_e], v [B,T,d], a [B,S',d],
-    pooled_v [B,d], pooled_a [B,d])`` (the last four are the cross-attended streams)."""
+    sync_v [B,d], sync_a [B,d])`` (the last four are the cross-attended streams; CAD returns
+    ``sync_v``, ``sync_a`` under the same names)."""
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -39,6 +41,6 @@ class CrossModalFusion(nn.Module):
     def forward(self, v: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
         v2 = self.norm_v(v + self.v_from_a(v, a, a, need_weights=False)[0])   # [B,T,d]
         a2 = self.norm_a(a + self.a_from_v(a, v, v, need_weights=False)[0])   # [B,S',d]
-        pv, pa = self.pool_v(v2), self.pool_a(a2)                             # [B,d] each
-        emb = self.out(torch.cat([pv, pa], dim=-1))                           # [B,d_e]
-        return {"embedding": emb, "v": v2, "a": a2, "pooled_v": pv, "pooled_a": pa}
+        sync_v, sync_a = self.pool_v(v2), self.pool_a(a2)                     # [B,d] each
+        emb = self.out(torch.cat([sync_v, sync_a], dim=-1))                   # [B,d_e]
+        return {"embedding": emb, "v": v2, "a": a2, "sync_v": sync_v, "sync_a": sync_a}

@@ -15,7 +15,7 @@ The package, in the order a clip is made:
 ``video``        head motion, frame geometry, frame rendering; the mouth follows the speech
                  envelope with a natural lag of 40-80 ms, the coupling that forgeries break
 ``generators``   how each method forges a video (:data:`SWAP_STYLES`, :func:`render_video`)
-``methods``      which methods exist and the trace each leaves (:data:`METHOD_TRACES`)
+``methods``      which methods exist and the trace each leaves (:data:`TRACE_DESCRIPTIONS`)
 ``media``        writing mp4 / avi / wav / JPEG folders atomically
 ``plans``        the videos of each dataset layout and their metadata rows
 ``corpus``       :func:`make_corpus`: render and write everything (resumable, in parallel)
@@ -25,7 +25,8 @@ Generators and their traces
 ---------------------------
 Every trace strength is drawn per video (``strength`` in [0.5, 1.5]), so no single threshold
 separates a method; no trace is a constant pixel or a label-coloured border. The table is
-:data:`METHOD_TRACES` (``pd.DataFrame(METHOD_TRACES).T`` prints it):
+:data:`TRACE_DESCRIPTIONS` (``pd.DataFrame(TRACE_DESCRIPTIONS).T`` prints it, with the trace
+labels a model learns, :data:`amdd_kit.config.METHOD_TRACES`):
 
 {trace_table}
 
@@ -55,14 +56,14 @@ from .corpus import LAYOUTS, SHORTCUTS, SIZES, make_corpus, make_video
 from .generators import SWAP_STYLES, SwapStyle, VideoSpec, degrade_mouth, render_video, swap_face
 from .identities import GENDERS, RACES, Identity, make_identity
 from .media import write_jpeg_dir, write_video, write_wav
-from .methods import DFDM_MODELS, FAKEAVCELEB_METHODS, METHOD_TRACES, TYPES, trace_table
+from .methods import DFDM_MODELS, FAKEAVCELEB_METHODS, TRACE_DESCRIPTIONS, TYPES, trace_table
 from .plans import hash_seed, plan_dfdm, plan_dftimit, plan_fakeavceleb, plan_lavdf
 from .speech import (SpeechPlan, clone_voice, plan_speech, speech_envelope, synth_speech,
                      tts_voice, vocoder_smear)
 from .video import (Geometry, Motion, background, face_mask, frame_geometry, make_motion,
                     mouth_box, mouth_track, render_frame)
 
-if __doc__:  # the trace table is rendered from METHOD_TRACES, its one source
+if __doc__:  # the trace table is rendered from TRACE_DESCRIPTIONS, its one source
     __doc__ = __doc__.replace("{trace_table}", trace_table())
 
 __all__ = [
@@ -70,7 +71,7 @@ __all__ = [
     "SWAP_STYLES", "SwapStyle", "VideoSpec", "degrade_mouth", "render_video", "swap_face",
     "GENDERS", "RACES", "Identity", "make_identity",
     "write_jpeg_dir", "write_video", "write_wav",
-    "DFDM_MODELS", "FAKEAVCELEB_METHODS", "METHOD_TRACES", "TYPES", "trace_table",
+    "DFDM_MODELS", "FAKEAVCELEB_METHODS", "TRACE_DESCRIPTIONS", "TYPES", "trace_table",
     "hash_seed", "plan_dfdm", "plan_dftimit", "plan_fakeavceleb", "plan_lavdf",
     "SpeechPlan", "clone_voice", "plan_speech", "speech_envelope", "synth_speech", "tts_voice",
     "vocoder_smear",

@@ -1,7 +1,7 @@
 """Generators: how each method forges a video (face swaps, lip sync, cloned voices, partial
 edits), and :func:`render_video`, which renders one :class:`VideoSpec` with its generator.
 
-The traces each generator leaves are listed in :data:`~.methods.METHOD_TRACES`.
+The traces each generator leaves are listed in :data:`~.methods.TRACE_DESCRIPTIONS`.
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ class VideoSpec:
     """Everything needed to render and write one video (picklable, for the process pool)."""
 
     rel: str                        # output path relative to the corpus folder
-    method: str                     # generator (see METHOD_TRACES)
+    method: str                     # generator (see TRACE_DESCRIPTIONS)
     ident: int                      # identity index of the person in the source video
     seed: int                       # source video seed: pose, utterance, noise
     fake_seed: int                  # seed of the generator's own randomness

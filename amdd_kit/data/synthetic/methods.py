@@ -1,11 +1,15 @@
 """The generators of the synthetic corpus: which methods exist and the trace each leaves.
 
-:data:`METHOD_TRACES` is read from one table (``_TRACES`` below); the table in the package
-docstring is rendered from it by :func:`trace_table`, so the two cannot drift apart.
+:data:`TRACE_DESCRIPTIONS` is read from one table (``_TRACES`` below); the table in the package
+docstring is rendered from it by :func:`trace_table`, so the two cannot drift apart. The trace
+*labels* a model learns per modality are :data:`amdd_kit.config.METHOD_TRACES`; each row here
+carries them (``trace_visual``, ``trace_audio``) from there.
 """
 from __future__ import annotations
 
 import textwrap
+
+from ...config import METHOD_TRACES
 
 
 TYPES = {"A": "RealVideo-RealAudio", "B": "RealVideo-FakeAudio", "C": "FakeVideo-RealAudio",
@@ -26,7 +30,7 @@ DFDM_MODELS: dict[str, str] = {  # file tag -> swap style
 
 #: One entry per generator: ``method | dataset | category`` on one line, then its ``video:`` and
 #: ``audio:`` traces (lines indented further carry on the text). The one source of
-#: :data:`METHOD_TRACES` and of the package docstring's table.
+#: :data:`TRACE_DESCRIPTIONS` and of the package docstring's table.
 _TRACES = """
 real | fakeavceleb | A (RVRA)
     video: none; lips follow the speech envelope with a 40-80 ms lag
@@ -102,16 +106,20 @@ def _parse(text: str) -> dict[str, dict[str, str]]:
     return out
 
 
-#: method -> dataset, category, video trace, audio trace (printable as a table).
-METHOD_TRACES: dict[str, dict[str, str]] = _parse(_TRACES)
+#: method -> ``dataset``, ``category``, ``video`` and ``audio`` (the traces in words), then
+#: ``trace_visual`` and ``trace_audio`` (the labels of :data:`amdd_kit.config.METHOD_TRACES`; ""
+#: for the held-out generators, which have none). ``pd.DataFrame(TRACE_DESCRIPTIONS).T`` prints it.
+TRACE_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    m: {**row, **dict(zip(("trace_visual", "trace_audio"), METHOD_TRACES.get(m, ("", ""))))}
+    for m, row in _parse(_TRACES).items()}
 
 
 def trace_table(video_width: int = 36, audio_width: int = 30) -> str:
-    """:data:`METHOD_TRACES` as a reStructuredText simple table (shown in the package
+    """:data:`TRACE_DESCRIPTIONS` as a reStructuredText simple table (shown in the package
     docstring): ``method``, ``dataset``, ``category``, ``video trace``, ``audio trace``."""
     head = ("method", "dataset", "category", "video trace", "audio trace")
     cells = [(m, r["dataset"], r["category"], textwrap.wrap(r["video"], video_width),
-              textwrap.wrap(r["audio"], audio_width)) for m, r in METHOD_TRACES.items()]
+              textwrap.wrap(r["audio"], audio_width)) for m, r in TRACE_DESCRIPTIONS.items()]
     w = [max(len(head[i]), *(len(c[i]) for c in cells)) for i in range(3)] + \
         [video_width, audio_width]
     rule = " ".join("=" * n for n in w)
@@ -128,4 +136,4 @@ def trace_table(video_width: int = 36, audio_width: int = 30) -> str:
     return "\n".join(out)
 
 
-__all__ = ['TYPES', 'FAKEAVCELEB_METHODS', 'DFDM_MODELS', 'METHOD_TRACES', 'trace_table']
+__all__ = ['TYPES', 'FAKEAVCELEB_METHODS', 'DFDM_MODELS', 'TRACE_DESCRIPTIONS', 'trace_table']
