@@ -85,7 +85,7 @@ _VIDEO_MARKER = dict(size=17, color="#ffd700", symbol="star", opacity=1.0,
                      line=dict(color="#111111", width=1.5))
 VIDEO_FORMATS = ".mp4,.avi,.mov,.mkv,.webm,.m4v"
 
-#: a skip reason of :class:`amdd_kit.data.decode.SkipVideo` as a sentence for the widget
+#: a skip reason of :class:`amdd_kit.data.video.SkipVideo` as a sentence for the widget
 SKIP_SENTENCES: dict[str, str] = {
     "missing": "There is no file at {path}. Check the path (relative paths start at the project "
                "folder).",
@@ -154,7 +154,7 @@ def open_set_verdict(run_dir: str | Path, windows: pd.DataFrame) -> dict[str, An
 
 
 def skip_sentence(err: Any, path: str | Path) -> str:
-    """A :class:`~amdd_kit.data.decode.SkipVideo` as one sentence naming the file."""
+    """A :class:`~amdd_kit.data.video.SkipVideo` as one sentence naming the file."""
     reason = getattr(err, "reason", "error")
     detail = getattr(err, "detail", "") or str(err)
     return SKIP_SENTENCES.get(reason, SKIP_SENTENCES["error"]).format(
@@ -510,7 +510,7 @@ class EmbeddingExplorer:
         (:func:`amdd_kit.inference.video_windows`) with ``x``/``y`` map columns, or None when the
         video cannot be used: the reason is then a sentence in :attr:`status` (and logged).
         """
-        from .data.decode import SkipVideo
+        from .data.video import SkipVideo
         from .inference import video_windows
 
         if self.run_dir is None:
