@@ -62,7 +62,7 @@ def ensure_stores(data: Path, config: str, workers: int) -> dict[str, Path]:
 
 def trained_run(store: Path, cfg, run_dir: Path) -> float:
     """Train ``cfg`` into ``run_dir`` unless it already holds that run; seconds spent."""
-    from amdd_kit.ablation import run_is_current
+    from amdd_kit.experiments.runs import run_is_current
     from amdd_kit.train import train
 
     if run_is_current(run_dir, cfg, store):
