@@ -456,3 +456,27 @@ def test_bootstrap_widens_when_training_seeds_disagree():
     assert C.interval(np.subtract(b2["full"]["attribution_accuracy"],
                                   b2["other"]["attribution_accuracy"]))[0] > 0.1
 
+
+# -- the package layout -------------------------------------------------------------------------
+def test_experiments_define_what_they_export_and_the_old_paths_are_gone():
+    """Each experiments module exports only functions and classes it defines (no re-exports of
+    ``claims`` / ``viz`` names), the package itself exports nothing, and no shim is left at the
+    old paths ``amdd_kit.ablation`` / ``amdd_kit.shortcut``."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import amdd_kit.experiments as E
+
+    names = [m.name for m in pkgutil.iter_modules(E.__path__)]
+    assert {"runs", "row_scores", "ablation", "shortcut"} <= set(names)
+    for name in names:
+        mod = importlib.import_module(f"amdd_kit.experiments.{name}")
+        for public in mod.__all__:
+            obj = getattr(mod, public)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                assert obj.__module__ == mod.__name__, f"{mod.__name__} re-exports {public}"
+    assert [n for n in vars(E) if not n.startswith("_") and n not in names] == []
+    kit = Path(E.__file__).parents[1]          # the amdd_kit folder these modules came from
+    for old in ("ablation", "shortcut"):
+        assert not (kit / f"{old}.py").exists(), f"amdd_kit/{old}.py is back"
