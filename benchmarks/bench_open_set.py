@@ -26,7 +26,6 @@ notebook 05 reads.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
