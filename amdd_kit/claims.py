@@ -2,12 +2,12 @@
 verdicts that can come out either way.
 
 Every check is "claimed-better minus other" over the bootstrap that
-:func:`amdd_kit.ablation.run_ablations` writes (``ablations/bootstrap.json``: training seeds and
-test identities resampled together, the same draws for every row): ``supported`` when the 95 %
-interval lies above 0, ``contradicted`` when below, ``cannot tell`` when it holds 0, ``not run``
-when a row is missing or failed. Because the draws resample the training seeds, a supported or
-contradicted verdict is one that a rerun with other seeds should not overturn. Notebook 06 shows
-one group of claims per cell (:data:`CLAIM_GROUPS`).
+:func:`amdd_kit.experiments.ablation.run_ablations` writes (``ablations/bootstrap.json``:
+training seeds and test identities resampled together, the same draws for every row):
+``supported`` when the 95 % interval lies above 0, ``contradicted`` when below, ``cannot tell``
+when it holds 0, ``not run`` when a row is missing or failed. Because the draws resample the
+training seeds, a supported or contradicted verdict is one that a rerun with other seeds should
+not overturn. Notebook 06 shows one group of claims per cell (:data:`CLAIM_GROUPS`).
 """
 from __future__ import annotations
 
@@ -77,11 +77,11 @@ def paper_claims(table: pd.DataFrame, boot: Mapping[str, Mapping[str, Sequence[f
     or ``None`` for all of them.
 
     Every check is "claimed-better minus other" with a 95 % paired bootstrap interval over the
-    training seeds and the test identities (:func:`amdd_kit.ablation.bootstrap_rows`):
-    ``supported`` when the interval lies above 0,
-    ``contradicted`` when below, ``cannot tell`` when it holds 0, ``not run`` when a row is
-    missing or failed. Accuracies are compared with the baseline a model without the skill
-    gets (0.5 for balanced accuracy, the majority class for attribution), never with 1/7.
+    training seeds and the test identities
+    (:func:`amdd_kit.experiments.row_scores.bootstrap_rows`): ``supported`` when the interval
+    lies above 0, ``contradicted`` when below, ``cannot tell`` when it holds 0, ``not run`` when
+    a row is missing or failed. Accuracies are compared with the baseline a model without the
+    skill gets (0.5 for balanced accuracy, the majority class for attribution), never with 1/7.
 
     Returns a DataFrame with columns ``group``, ``claim``, ``paper``, ``ours``, ``verdict`` and
     ``why``.

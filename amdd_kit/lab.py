@@ -406,16 +406,16 @@ def silence_tables(run_dir: str | Path, data_dir: str | Path, config: str = "tin
     """Leading silence of every video of the clean and the shortcut corpus (exercise 06).
 
     Reads ``run_dir/shortcut_silence.csv`` when notebook 06's shortcut audit wrote it. Otherwise
-    measures it the same way (:func:`amdd_kit.shortcut.silence_table`, one row per video with its
-    identity ``split``), after rendering the shortcut corpus into ``data_dir/shortcut`` when it is
-    missing (the FakeAVCeleb layout only, from the clean corpus's size and seed), and keeps the
-    table in ``run_dir/exercises/`` for the next time (the first time takes about two minutes on
-    2 cores). Returns the rows of both, told apart by the column ``corpus`` (``"clean"``,
-    ``"shortcut"``).
+    measures it the same way (:func:`amdd_kit.experiments.shortcut.silence_table`, one row per
+    video with its identity ``split``), after rendering the shortcut corpus into
+    ``data_dir/shortcut`` when it is missing (the FakeAVCeleb layout only, from the clean
+    corpus's size and seed), and keeps the table in ``run_dir/exercises/`` for the next time (the
+    first time takes about two minutes on 2 cores). Returns the rows of both, told apart by the
+    column ``corpus`` (``"clean"``, ``"shortcut"``).
     """
     from filelock import FileLock
 
-    from .shortcut import SILENCE_FILE
+    from .experiments.shortcut import SILENCE_FILE
 
     run_dir = paths.resolve(run_dir)
     if (run_dir / SILENCE_FILE).exists():
@@ -433,7 +433,7 @@ def silence_tables(run_dir: str | Path, data_dir: str | Path, config: str = "tin
 def _measure_silences(data_dir: str | Path, config: str, workers: int) -> pd.DataFrame:
     from .config import get_config
     from .data.synthetic import make_corpus
-    from .shortcut import corpus_settings, silence_table
+    from .experiments.shortcut import corpus_settings, silence_table
 
     data_dir = paths.resolve(data_dir)
     paths.require(data_dir / "fakeavceleb", "render the corpus first: notebook 01, or "

@@ -10,12 +10,11 @@ traces) and by the shortcut audit (notebook 06).
 * :func:`frame_spectrum`, :func:`checkerboard_score` -- 2-D image spectrum and the energy at the
   2-pixel (Nyquist) frequency, where up-sampling layers leave a checkerboard;
 * :func:`mouth_envelope_correlation` -- does the mouth move with the speech? (lip-sync);
-* :func:`leading_silence_seconds`, :class:`LeadingSilenceDetector` -- the leading-silence
-  shortcut of FakeAVCeleb and a one-threshold "detector" that exploits it.
+* :func:`leading_silence_seconds`, :func:`leading_silence_table` -- the leading-silence
+  shortcut of FakeAVCeleb (its one-threshold detector is in :mod:`amdd_kit.experiments.shortcut`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -294,56 +293,6 @@ def leading_silence_seconds(source: str | Path | np.ndarray, threshold_db: float
     if n and np.abs(wave[:n * hop]).max() < 1e-8:   # digital silence throughout
         return n * hop / sr
     return leading_silence(wave, sr, threshold_db, frame_s)
-
-
-@dataclass
-class LeadingSilenceDetector:
-    """The shortcut as a detector: call a video fake when its leading silence exceeds a threshold.
-
-    ``fit`` picks the threshold that maximises balanced accuracy on the training videos (the
-    ROC point of maximal Youden J, ``sklearn.metrics.roc_curve``); if that
-    alone separates real from fake on the test set, the dataset carries a shortcut that a deep
-    model can learn instead of forensic evidence.
-    """
-
-    threshold: float = float("nan")
-    train_accuracy: float = float("nan")
-
-    def fit(self, silence_s: Sequence[float], labels: Sequence[int]) -> "LeadingSilenceDetector":
-        """Choose the threshold (seconds) from leading silences and labels (1 = fake)."""
-        s, y = np.asarray(silence_s, float), np.asarray(labels, int)
-        if len(s) != len(y) or len(s) == 0:
-            raise ValueError("fit needs equally many silences and labels (at least one)")
-        if len(np.unique(y)) < 2:  # one class only: call everything that class
-            self.threshold = float(s.min() - 1e-3) if y[0] == 1 else float(s.max() + 1e-3)
-        else:
-            from sklearn.metrics import roc_curve
-
-            # max Youden J = tpr - fpr is max balanced accuracy; roc_curve's rule is s >= t,
-            # ours s > threshold: put the threshold half-way down to the next smaller silence
-            fpr, tpr, thr = roc_curve(y, s)
-            t = thr[int(np.argmax(tpr - fpr))]
-            below = s[s < t]
-            self.threshold = float((t + below.max()) / 2) if below.size else float(t - 1e-3)
-        self.train_accuracy = self.score(s, y)
-        return self
-
-    def predict(self, silence_s: Sequence[float]) -> np.ndarray:
-        """1 (fake) where the leading silence exceeds the threshold, else 0."""
-        if np.isnan(self.threshold):
-            raise RuntimeError("call fit() first")
-        return (np.asarray(silence_s, float) > self.threshold).astype(int)
-
-    def score(self, silence_s: Sequence[float], labels: Sequence[int]) -> float:
-        """Accuracy (fraction in 0..1) of :meth:`predict` against ``labels``."""
-        return float((self.predict(silence_s) == np.asarray(labels, int)).mean())
-
-    def balanced_score(self, silence_s: Sequence[float], labels: Sequence[int]) -> float:
-        """Balanced accuracy (mean of real and fake recall; NaN unless both classes are present):
-        :func:`amdd_kit.metrics.balanced_accuracy` of :meth:`predict`."""
-        from .metrics import balanced_accuracy
-
-        return balanced_accuracy(labels, self.predict(silence_s))
 
 
 def leading_silence_table(root: str | Path, manifest: pd.DataFrame, threshold_db: float = -40.0

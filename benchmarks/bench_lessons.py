@@ -74,7 +74,7 @@ def main() -> None:
     abl = run / "ablations"
     boot = _read(abl / "bootstrap.json")
     if boot:
-        from amdd_kit.ablation import interval
+        from amdd_kit.claims import interval
 
         for row in boot:
             for metric in ("balanced_accuracy", "attribution_accuracy", "probe_accuracy",

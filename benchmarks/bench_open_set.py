@@ -26,7 +26,6 @@ notebook 05 reads.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -62,7 +61,7 @@ def ensure_stores(data: Path, config: str, workers: int) -> dict[str, Path]:
 
 def trained_run(store: Path, cfg, run_dir: Path) -> float:
     """Train ``cfg`` into ``run_dir`` unless it already holds that run; seconds spent."""
-    from amdd_kit.ablation import run_is_current
+    from amdd_kit.experiments.runs import run_is_current
     from amdd_kit.train import train
 
     if run_is_current(run_dir, cfg, store):

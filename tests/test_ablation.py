@@ -1,4 +1,5 @@
-"""Unit tests of the ablation table and the shortcut audit pieces (no long training).
+"""Unit tests of ``amdd_kit.experiments``: the ablation table, its row scores, the run reuse and
+the shortcut audit pieces (no long training).
 
 Training is replaced by a fake ``train`` that writes a fabricated run directory, so the table
 assembly, the linear-probe path, resumability and the claim checks run in well under a second each.
@@ -14,8 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amdd_kit import ablation as A
-from amdd_kit import shortcut as S
+from amdd_kit import claims as C
+from amdd_kit import viz
+from amdd_kit.experiments import ablation as A
+from amdd_kit.experiments import row_scores as R
+from amdd_kit.experiments import runs
+from amdd_kit.experiments import shortcut as S
 from amdd_kit.config import METHOD_TRACES, METHODS, get_config
 
 
@@ -62,7 +67,7 @@ def test_ablation_rows_set_the_right_weights():
     # the seed (hence the split) never changes between rows, and the base config is untouched
     assert {A.ablation_config(base, r).train.seed for r in A.ABLATIONS} == {base.train.seed}
     assert base.loss.w_attr > 0 and base.model.arch == "amdd"
-    assert not A.attribution_trained(no_attr) and A.attribution_trained(full)
+    assert not R.attribution_trained(no_attr) and R.attribution_trained(full)
     with pytest.raises(ValueError, match="unknown ablation row"):
         A.ablation_config(base, "no_such_row")
 
@@ -71,29 +76,29 @@ def test_ablation_rows_set_the_right_weights():
 def test_linear_probe_reads_generator_information_from_the_embedding():
     tr = fake_embeddings(12, separation=3.0, seed=0, split="train")
     te = fake_embeddings(6, separation=3.0, seed=1, split="test")
-    assert A.attribution_from_embeddings(tr, te) > 0.9
+    assert R.attribution_from_embeddings(tr, te) > 0.9
     tr0 = fake_embeddings(12, separation=0.0, seed=0, split="train")
     te0 = fake_embeddings(6, separation=0.0, seed=1, split="test")
-    assert A.attribution_from_embeddings(tr0, te0) < 0.45  # chance is 1/7
-    assert math.isnan(A.attribution_from_embeddings(None, te))
+    assert R.attribution_from_embeddings(tr0, te0) < 0.45  # chance is 1/7
+    assert math.isnan(R.attribution_from_embeddings(None, te))
     # clips of unknown generators (method_idx -1) are ignored, not counted as errors
     te_unknown = pd.concat([te, te.head(10).assign(method_idx=-1, method="dfdm-x")])
-    assert A.attribution_from_embeddings(tr, te_unknown) == A.attribution_from_embeddings(tr, te)
+    assert R.attribution_from_embeddings(tr, te_unknown) == R.attribution_from_embeddings(tr, te)
 
 
 def test_embedding_scores_and_trace_probes_see_structure_and_refuse_collapse():
-    clear = A.embedding_scores(fake_embeddings(10, 4.0, 0, "test"))
-    blur = A.embedding_scores(fake_embeddings(10, 0.0, 0, "test", align=False))
+    clear = R.embedding_scores(fake_embeddings(10, 4.0, 0, "test"))
+    blur = R.embedding_scores(fake_embeddings(10, 0.0, 0, "test", align=False))
     assert clear["silhouette"] > blur["silhouette"] + 0.2
     cfg = get_config("tiny")
     tr, te = fake_embeddings(12, 3.0, 0, "train"), fake_embeddings(6, 3.0, 1, "test")
-    good = A.row_metrics({}, te, tr, cfg)
+    good = R.row_metrics({}, te, tr, cfg)
     # class-informative fingerprints: each names its own modality's trace
     assert good["trace_probe_visual"] > 0.9 and good["trace_probe_audio"] > 0.9
     # collapsed fingerprints (one constant vector) can only reach the majority trace
     flat = lambda d: d.assign(f_v=[np.ones(8, np.float32)] * len(d),
                               f_a=[np.ones(8, np.float32)] * len(d))
-    collapsed = A.row_metrics({}, flat(te), flat(tr), cfg)
+    collapsed = R.row_metrics({}, flat(te), flat(tr), cfg)
     majority_v = pd.Series([METHOD_TRACES[m][0] for m in te["method"]]).value_counts(
         normalize=True).max()
     assert collapsed["trace_probe_visual"] <= majority_v + 1e-9
@@ -108,13 +113,13 @@ def test_row_metrics_uses_the_probe_when_the_head_was_not_trained():
                                                     "dfdm": {"fake_recall": 0.4, "auc": 0.6},
                                                     "broken": {"error": "x"}}}
     base = get_config("tiny")
-    full = A.row_metrics(metrics, te, tr, base)
+    full = R.row_metrics(metrics, te, tr, base)
     assert full["attribution_source"] == "head" and full["attribution_accuracy"] == 0.14
     assert full["probe_accuracy"] > 0.9
     assert full["attribution_majority"] == pytest.approx(1 / 7)  # balanced fabricated classes
     assert full["fake_recall_lavdf"] == 0.2 and full["fake_recall_dfdm"] == 0.4
     assert full["fake_recall_heldout"] == pytest.approx(0.3)
-    no_attr = A.row_metrics(metrics, te, tr, A.ablation_config(base, "no_attribution"))
+    no_attr = R.row_metrics(metrics, te, tr, A.ablation_config(base, "no_attribution"))
     assert no_attr["attribution_source"] == "linear_probe"
     assert no_attr["attribution_accuracy"] == no_attr["probe_accuracy"] > 0.9
 
@@ -141,7 +146,7 @@ class FakeTrain:
         pd.concat([tr, te]).assign(clip_id=lambda d: range(len(d)))[["clip_id", "split"]] \
             .to_csv(run_dir / "splits.csv", index=False)
         te.to_parquet(run_dir / "embeddings.parquet", index=False)
-        tr.to_parquet(run_dir / A.TRAIN_EMBEDDINGS, index=False)
+        tr.to_parquet(run_dir / runs.TRAIN_EMBEDDINGS, index=False)
         acc = 0.9 if cfg.loss.w_attr > 0 else 1 / 7
         (run_dir / "metrics.json").write_text(json.dumps({
             "balanced_accuracy": 0.85 + 0.01 * (cfg.train.seed % 3), "auc": 0.9,
@@ -188,7 +193,7 @@ def test_run_ablations_builds_the_table_and_resumes(tmp_path, fake_train):
     boot = A.load_bootstrap(tmp_path / "abl")
     assert set(boot) == {"full", "no_attribution"}               # failed rows have no draws
     assert len(boot["full"]["probe_accuracy"]) == 200
-    lo, hi = A.interval(np.subtract(boot["full"]["probe_accuracy"],
+    lo, hi = C.interval(np.subtract(boot["full"]["probe_accuracy"],
                                     boot["no_attribution"]["probe_accuracy"]))
     assert lo > 0.3                                               # a real, clear difference
 
@@ -232,7 +237,7 @@ def test_run_ablations_with_several_seeds_averages_and_pools(tmp_path, fake_trai
     assert [p.name for p in A.row_runs(tmp_path / "abl", "full")] == ["seed0", "seed1", "seed2"]
     # the bootstrap resamples the seeds and identities: still a clear, paired difference
     boot = A.load_bootstrap(tmp_path / "abl")
-    lo, _ = A.interval(np.subtract(boot["full"]["probe_accuracy"],
+    lo, _ = C.interval(np.subtract(boot["full"]["probe_accuracy"],
                                    boot["no_attribution"]["probe_accuracy"]))
     assert lo > 0.3
     scored = A.run_ablations(store, cfg, tmp_path / "abl", rows=["full"], cross_stores={},
@@ -250,17 +255,17 @@ def test_run_ablations_rejects_unknown_rows(tmp_path):
 def test_run_is_current_checks_config_and_store(tmp_path):
     cfg = get_config("tiny")
     run = tmp_path / "run"
-    assert not A.run_is_current(run, cfg)
+    assert not runs.run_is_current(run, cfg)
     run.mkdir()
     cfg.to_json(run / "config.json")
     for f in ("metrics.json", "model.pth"):
         (run / f).write_text("{}")
     (run / "store.txt").write_text(str((tmp_path / "s1").resolve()))
-    assert A.run_is_current(run, cfg, tmp_path / "s1")
-    assert not A.run_is_current(run, cfg, tmp_path / "s2")
-    assert not A.run_is_current(run, cfg.override({"loss.w_attr": 0.0}), tmp_path / "s1")
+    assert runs.run_is_current(run, cfg, tmp_path / "s1")
+    assert not runs.run_is_current(run, cfg, tmp_path / "s2")
+    assert not runs.run_is_current(run, cfg.override({"loss.w_attr": 0.0}), tmp_path / "s1")
     (run / "config.json").write_text("{not json")
-    assert not A.run_is_current(run, cfg)
+    assert not runs.run_is_current(run, cfg)
 
 
 # -- the claims ---------------------------------------------------------------------------------
@@ -293,16 +298,16 @@ def test_paper_claims_can_come_out_either_way():
                         ("detection_only", "silhouette"): 0.0,
                         ("no_cmffc", "trace_probe_visual"): 0.5,
                         ("cad", "balanced_accuracy"): 0.7})
-    c = A.paper_claims(t, b)
+    c = C.paper_claims(t, b)
     assert set(c.columns) == {"group", "claim", "paper", "ours", "verdict", "why"}
     # the groups (one notebook cell each) partition the claims
-    parts = [A.paper_claims(t, b, g) for g in A.CLAIM_GROUPS]
+    parts = [C.paper_claims(t, b, g) for g in C.CLAIM_GROUPS]
     assert sum(len(x) for x in parts) == len(c) and all(len(x) for x in parts)
     assert set(parts[4]["claim"]) == {"AMDD outperforms CAD (detection)",
                                       "AMDD outperforms CAD (attribution)"}
-    assert A.claims_markdown(parts[0]).count("\n- **") == len(parts[0]) - 1
+    assert C.claims_markdown(parts[0]).count("\n- **") == len(parts[0]) - 1
     with pytest.raises(ValueError, match="unknown claim group"):
-        A.paper_claims(t, b, "nope")
+        C.paper_claims(t, b, "nope")
     assert _verdict(c, "AMDD detects fakes") == "supported"
     assert _verdict(c, "AMDD attributes") == "supported"
     assert _verdict(c, "The shared embedding holds less generator information with real/fake") \
@@ -312,30 +317,30 @@ def test_paper_claims_can_come_out_either_way():
     assert _verdict(c, "CMFFC makes the visual") == "supported"
     assert _verdict(c, "AMDD outperforms CAD (detection)") == "supported"
     # identical rows: no difference can be supported
-    same = A.paper_claims(*claims_boot())
+    same = C.paper_claims(*claims_boot())
     assert _verdict(same, "The shared embedding holds less") == "cannot tell"
     assert _verdict(same, "CMFFC makes the visual") == "cannot tell"
     # the other way round is said as such
-    rev = A.paper_claims(*claims_boot({("detection_only", "silhouette"): 0.6,
+    rev = C.paper_claims(*claims_boot({("detection_only", "silhouette"): 0.6,
                                         ("no_cmffc", "trace_probe_visual"): 0.99}))
     assert _verdict(rev, "Generator clusters are clearer with attribution supervision (vs det") \
         == "contradicted"
     assert _verdict(rev, "CMFFC makes the visual") == "contradicted"
     # noisy draws hide a small difference
-    noisy = A.paper_claims(*claims_boot({("no_cmffc", "balanced_accuracy"): 0.88}, spread=0.2))
+    noisy = C.paper_claims(*claims_boot({("no_cmffc", "balanced_accuracy"): 0.88}, spread=0.2))
     assert _verdict(noisy, "The CMFFC (Eq. 4) term helps detection") == "cannot tell"
     # attribution at the majority baseline is not "supported" (1/7 is not the baseline)
-    at_majority = A.paper_claims(*claims_boot({("full", "attribution_accuracy"): 0.25}))
+    at_majority = C.paper_claims(*claims_boot({("full", "attribution_accuracy"): 0.25}))
     assert _verdict(at_majority, "AMDD attributes") != "supported"
-    flat = A.paper_claims(*claims_boot({("full", "balanced_accuracy"): 0.5}))
+    flat = C.paper_claims(*claims_boot({("full", "balanced_accuracy"): 0.5}))
     assert _verdict(flat, "AMDD detects fakes") == "cannot tell"
     # missing and failed rows
     t2, b2 = claims_boot()
-    partial = A.paper_claims(t2.loc[["full", "no_attribution"]],
+    partial = C.paper_claims(t2.loc[["full", "no_attribution"]],
                              {r: b2[r] for r in ("full", "no_attribution")})
     assert _verdict(partial, "AMDD outperforms CAD") == "not run"
     t2.loc["no_attribution", "status"] = "failed: x"
-    assert _verdict(A.paper_claims(t2, b2), "The shared embedding holds less generator "
+    assert _verdict(C.paper_claims(t2, b2), "The shared embedding holds less generator "
                                             "information without") == "not run"
 
 
@@ -351,8 +356,8 @@ def test_bootstrap_resamples_identities_not_clips():
                          "attr_ok": float(i != 0), "probe_ok": float(i != 0),
                          "trace_v_ok": 1.0, "trace_a_ok": 1.0})
     sc = pd.DataFrame(rows)
-    boot = A.bootstrap_rows({"full": sc}, n_boot=300, seed=1)
-    lo, hi = A.interval(boot["full"]["attribution_accuracy"])
+    boot = R.bootstrap_rows({"full": sc}, n_boot=300, seed=1)
+    lo, hi = C.interval(boot["full"]["attribution_accuracy"])
     assert lo <= 0.6 and hi == pytest.approx(1.0)      # 0..2 copies of the bad identity
     assert np.mean(boot["full"]["attribution_accuracy"]) == pytest.approx(0.8, abs=0.05)
 
@@ -367,6 +372,19 @@ def silence_lengths(fake_s: tuple[float, float], real_s: tuple[float, float], se
     split = np.where(np.arange(n) < n // 2, "train", "test")
     return pd.DataFrame({"label": label, "leading_silence_s": s, "split": split,
                          "identity": [f"id{i}" for i in range(n)]})
+
+
+def test_leading_silence_detector():
+    real = [0.0, 0.02, 0.05, 0.04]
+    fake = [0.25, 0.3, 0.38, 0.01]         # one fake without the silence
+    det = S.LeadingSilenceDetector().fit(real + fake, [0] * 4 + [1] * 4)
+    assert 0.05 < det.threshold < 0.25
+    assert det.train_accuracy == pytest.approx(7 / 8)
+    np.testing.assert_array_equal(det.predict([0.0, 0.5]), [0, 1])
+    assert det.score([0.0, 0.5], [0, 1]) == 1.0
+    assert det.balanced_score([0.0, 0.5, 0.01], [0, 1, 1]) == pytest.approx(0.75)
+    with pytest.raises(RuntimeError):
+        S.LeadingSilenceDetector().predict([0.1])
 
 
 def test_trivial_detector_perfect_with_the_shortcut_chance_without():
@@ -403,11 +421,11 @@ def test_metric_figure_shows_each_row_and_gaps_for_failed_rows():
     t = pd.DataFrame({"status": "ok", "balanced_accuracy": 0.9, "attribution_majority": 0.25},
                      index=["full", "no_attribution", "cad"])
     t.loc["cad", "status"], t.loc["cad", "balanced_accuracy"] = "failed: x", np.nan
-    fig = A.metric_figure(t, "balanced_accuracy")
+    fig = viz.metric_figure(t, "balanced_accuracy")
     bar = fig.data[0]
     assert list(bar.x) == ["full", "no_attribution", "cad"]
     assert bar.y[0] == 0.9 and np.isnan(bar.y[2]) and bar.text[2] == "n/a"
-    assert A.metric_figure(t, "not_a_column").data[0].text == ("n/a",) * 3
+    assert viz.metric_figure(t, "not_a_column").data[0].text == ("n/a",) * 3
 
 
 def test_bootstrap_widens_when_training_seeds_disagree():
@@ -427,13 +445,38 @@ def test_bootstrap_widens_when_training_seeds_disagree():
         return pd.DataFrame(rows)
 
     rows = {"full": scored({0: 0.9, 1: 0.9, 2: 0.4}), "other": scored({0: 0.7, 1: 0.7, 2: 0.7})}
-    boot = A.bootstrap_rows(rows, n_boot=400, seed=0)
+    boot = R.bootstrap_rows(rows, n_boot=400, seed=0)
     d = np.subtract(boot["full"]["attribution_accuracy"], boot["other"]["attribution_accuracy"])
-    lo, hi = A.interval(d)
+    lo, hi = C.interval(d)
     assert lo < 0 < hi                       # a rerun with other seeds could reverse it
     assert np.mean(d) == pytest.approx((0.9 + 0.9 + 0.4) / 3 - 0.7, abs=0.03)
     # seeds that agree keep a clear difference clear
     agree = {"full": scored({0: 0.9, 1: 0.9, 2: 0.9}), "other": rows["other"]}
-    b2 = A.bootstrap_rows(agree, n_boot=400, seed=0)
-    assert A.interval(np.subtract(b2["full"]["attribution_accuracy"],
+    b2 = R.bootstrap_rows(agree, n_boot=400, seed=0)
+    assert C.interval(np.subtract(b2["full"]["attribution_accuracy"],
                                   b2["other"]["attribution_accuracy"]))[0] > 0.1
+
+
+# -- the package layout -------------------------------------------------------------------------
+def test_experiments_define_what_they_export_and_the_old_paths_are_gone():
+    """Each experiments module exports only functions and classes it defines (no re-exports of
+    ``claims`` / ``viz`` names), the package itself exports nothing, and no shim is left at the
+    old paths ``amdd_kit.ablation`` / ``amdd_kit.shortcut``."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import amdd_kit.experiments as E
+
+    names = [m.name for m in pkgutil.iter_modules(E.__path__)]
+    assert {"runs", "row_scores", "ablation", "shortcut"} <= set(names)
+    for name in names:
+        mod = importlib.import_module(f"amdd_kit.experiments.{name}")
+        for public in mod.__all__:
+            obj = getattr(mod, public)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                assert obj.__module__ == mod.__name__, f"{mod.__name__} re-exports {public}"
+    assert [n for n in vars(E) if not n.startswith("_") and n not in names] == []
+    kit = Path(E.__file__).parents[1]          # the amdd_kit folder these modules came from
+    for old in ("ablation", "shortcut"):
+        assert not (kit / f"{old}.py").exists(), f"amdd_kit/{old}.py is back"

@@ -139,7 +139,7 @@ def test_shared_scores_equal_the_hand_written_ones_they_replaced():
 
     from amdd_kit.geometry import silhouette
     from amdd_kit.metrics import balanced_accuracy, majority_share
-    from amdd_kit.traces import LeadingSilenceDetector
+    from amdd_kit.experiments.shortcut import LeadingSilenceDetector
 
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -160,7 +160,7 @@ def test_shared_scores_equal_the_hand_written_ones_they_replaced():
         methods = rng.choice(["a", "b", "c"], n)
         assert silhouette(emb, methods, "cosine") == float(
             silhouette_score(emb, methods, metric="cosine"))
-    # traces' detector: mean of the two recalls of its 0/1 predictions
+    # the shortcut audit's detector: mean of the two recalls of its 0/1 predictions
     det = LeadingSilenceDetector().fit([0.0, 0.1, 0.3, 0.4], [0, 0, 1, 1])
     silence, y = rng.random(40) * 0.5, rng.integers(0, 2, 40)
     p = det.predict(silence)

@@ -158,19 +158,6 @@ def test_one_reader_gives_both_callers_the_frames_pyav_decodes(tmp_path, fps):
     assert duration == pytest.approx(n / float(fps), abs=1e-6)
 
 
-def test_leading_silence_detector():
-    real = [0.0, 0.02, 0.05, 0.04]
-    fake = [0.25, 0.3, 0.38, 0.01]         # one fake without the silence
-    det = T.LeadingSilenceDetector().fit(real + fake, [0] * 4 + [1] * 4)
-    assert 0.05 < det.threshold < 0.25
-    assert det.train_accuracy == pytest.approx(7 / 8)
-    np.testing.assert_array_equal(det.predict([0.0, 0.5]), [0, 1])
-    assert det.score([0.0, 0.5], [0, 1]) == 1.0
-    assert det.balanced_score([0.0, 0.5, 0.01], [0, 1, 1]) == pytest.approx(0.75)
-    with pytest.raises(RuntimeError):
-        T.LeadingSilenceDetector().predict([0.1])
-
-
 def test_group_means_and_correlation_equal_the_hand_written_ones_they_replaced():
     """``mean_log_mel_by_method`` is a pandas groupby and ``_corr`` is ``np.corrcoef``; the old
     loops, written out here, give the same numbers on random batches."""

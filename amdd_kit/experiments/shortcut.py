@@ -10,9 +10,10 @@ benchmark, and fail on any video that was not made the same way.
 1. it renders the corpus a second time with the shortcut switched on
    (``make_corpus(..., shortcut="leading-silence")``, in ``data_dir/shortcut``); the clean corpus
    is ``data_dir`` itself (written by notebook 01);
-2. the **trivial detector** (:class:`amdd_kit.traces.LeadingSilenceDetector`, one threshold on the
-   leading-silence length) is fitted on the train identities and scored on the others, on both
-   corpora: near-perfect on the shortcut corpus, near chance on the clean one;
+2. the **trivial detector** (:class:`LeadingSilenceDetector`, one threshold on the
+   leading-silence length that :func:`amdd_kit.traces.leading_silence_table` measures) is fitted
+   on the train identities and scored on the others, on both corpora: near-perfect on the
+   shortcut corpus, near chance on the clean one;
 3. **AMDD** is trained on the shortcut corpus and scored on its test identities three ways:
    as preprocessed for training (``shortcut``), with the leading silence trimmed away before the
    clip windows are cut (``shortcut_trimmed``, ``cfg.data.trim_silence``, a second store with
@@ -27,15 +28,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .config import Config
-from .jsonio import jsonable as _jsonable
-from .viz import audit_bars, silence_figure  # noqa: F401 (notebook 06 calls SC.silence_figure)
+from ..config import Config
+from ..jsonio import jsonable as _jsonable
+from ..viz import audit_bars
+from .runs import train_or_reuse
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,8 @@ AUDIT_FILE = "shortcut_audit.json"
 SILENCE_FILE = "shortcut_silence.csv"
 
 __all__ = ["shortcut_audit", "corpus_settings", "silence_table", "detector_scores",
-           "ensure_store", "audit_findings", "audit_scores", "audit_figure", "silence_figure"]
+           "LeadingSilenceDetector", "ensure_store", "audit_findings", "audit_scores",
+           "audit_figure"]
 
 
 # -- corpora and stores -------------------------------------------------------------------------
@@ -69,7 +73,7 @@ def _ensure_corpus(out_dir: Path, settings: dict[str, Any], shortcut: str | None
     The shortcut corpus only needs the FakeAVCeleb layout (the held-out sets carry no shortcut);
     a missing clean corpus is rendered whole, as notebook 01 would.
     """
-    from .data.synthetic import LAYOUTS, make_corpus
+    from ..data.synthetic import LAYOUTS, make_corpus
 
     root = out_dir / DATASET
     if not (out_dir / ".complete.json").exists():
@@ -88,8 +92,8 @@ def ensure_store(root: str | Path, store_path: str | Path, cfg: Config, workers:
 
     Preprocessing is resumable and refuses a folder built with another ``DataConfig``.
     """
-    from .data.preprocess import preprocess_dataset
-    from .data.store import ClipStore
+    from ..data.preprocess import preprocess_dataset
+    from ..data.store import ClipStore
 
     store_path = Path(store_path)
     if not (store_path / "manifest.parquet").exists():
@@ -100,6 +104,56 @@ def ensure_store(root: str | Path, store_path: str | Path, cfg: Config, workers:
 
 
 # -- the trivial detector -----------------------------------------------------------------------
+@dataclass
+class LeadingSilenceDetector:
+    """The shortcut as a detector: call a video fake when its leading silence exceeds a threshold.
+
+    ``fit`` picks the threshold that maximises balanced accuracy on the training videos (the
+    ROC point of maximal Youden J, ``sklearn.metrics.roc_curve``); if that
+    alone separates real from fake on the test set, the dataset carries a shortcut that a deep
+    model can learn instead of forensic evidence.
+    """
+
+    threshold: float = float("nan")
+    train_accuracy: float = float("nan")
+
+    def fit(self, silence_s: Sequence[float], labels: Sequence[int]) -> "LeadingSilenceDetector":
+        """Choose the threshold (seconds) from leading silences and labels (1 = fake)."""
+        s, y = np.asarray(silence_s, float), np.asarray(labels, int)
+        if len(s) != len(y) or len(s) == 0:
+            raise ValueError("fit needs equally many silences and labels (at least one)")
+        if len(np.unique(y)) < 2:  # one class only: call everything that class
+            self.threshold = float(s.min() - 1e-3) if y[0] == 1 else float(s.max() + 1e-3)
+        else:
+            from sklearn.metrics import roc_curve
+
+            # max Youden J = tpr - fpr is max balanced accuracy; roc_curve's rule is s >= t,
+            # ours s > threshold: put the threshold half-way down to the next smaller silence
+            fpr, tpr, thr = roc_curve(y, s)
+            t = thr[int(np.argmax(tpr - fpr))]
+            below = s[s < t]
+            self.threshold = float((t + below.max()) / 2) if below.size else float(t - 1e-3)
+        self.train_accuracy = self.score(s, y)
+        return self
+
+    def predict(self, silence_s: Sequence[float]) -> np.ndarray:
+        """1 (fake) where the leading silence exceeds the threshold, else 0."""
+        if np.isnan(self.threshold):
+            raise RuntimeError("call fit() first")
+        return (np.asarray(silence_s, float) > self.threshold).astype(int)
+
+    def score(self, silence_s: Sequence[float], labels: Sequence[int]) -> float:
+        """Accuracy (fraction in 0..1) of :meth:`predict` against ``labels``."""
+        return float((self.predict(silence_s) == np.asarray(labels, int)).mean())
+
+    def balanced_score(self, silence_s: Sequence[float], labels: Sequence[int]) -> float:
+        """Balanced accuracy (mean of real and fake recall; NaN unless both classes are present):
+        :func:`amdd_kit.metrics.balanced_accuracy` of :meth:`predict`."""
+        from ..metrics import balanced_accuracy
+
+        return balanced_accuracy(labels, self.predict(silence_s))
+
+
 def silence_table(root: str | Path, cfg: Config) -> pd.DataFrame:
     """One row per source video of a FakeAVCeleb-layout corpus with its leading silence.
 
@@ -108,9 +162,9 @@ def silence_table(root: str | Path, cfg: Config) -> pd.DataFrame:
     ``cfg.train``, the same call the trainer makes). Silence is measured with the threshold
     ``cfg.data.silence_db`` that ``trim_silence`` uses.
     """
-    from .data.adapters import read_dataset
-    from .data.splits import identity_split
-    from .traces import leading_silence_table
+    from ..data.adapters import read_dataset
+    from ..data.splits import identity_split
+    from ..traces import leading_silence_table
 
     res = read_dataset(DATASET, root)
     t = leading_silence_table(res.root, res.manifest, cfg.data.silence_db)
@@ -127,8 +181,7 @@ def detector_scores(table: pd.DataFrame) -> dict[str, Any]:
     ``real_recall``, ``fake_recall``, ``auc`` (of the silence length as a score), ``n_fit``,
     ``n_scored``. Rows with an unknown silence length are left out (counted in ``n_unreadable``).
     """
-    from .metrics import binary_metrics
-    from .traces import LeadingSilenceDetector
+    from ..metrics import binary_metrics
 
     ok = table["leading_silence_s"].notna()
     fit, score = table[ok & (table["split"] == "train")], table[ok & (table["split"] != "train")]
@@ -156,7 +209,7 @@ def detector_scores(table: pd.DataFrame) -> dict[str, Any]:
 
 # -- AMDD on the shortcut corpus ----------------------------------------------------------------
 def _scores(df: pd.DataFrame) -> dict[str, Any]:
-    from .metrics import summarise
+    from ..metrics import summarise
 
     if len(df) == 0:
         return {"n": 0, "error": "no clips of the test identities in this store"}
@@ -167,20 +220,10 @@ def _scores(df: pd.DataFrame) -> dict[str, Any]:
 
 def _embed_identities(model, store, cfg: Config, identities: set[str]) -> pd.DataFrame:
     """Predictions for the clips of ``store`` whose identity is in ``identities``."""
-    from .inference import embed_store
+    from ..inference import embed_store
 
     idx = np.flatnonzero(store.manifest["identity"].astype(str).isin(identities).to_numpy())
     return embed_store(model, store, cfg, indices=idx)
-
-
-def _train_shortcut_model(store, cfg: Config, run_dir: Path, progress: bool) -> None:
-    from .ablation import run_is_current
-    from .train import train
-
-    if run_is_current(run_dir, cfg, store.path):
-        log.info("shortcut model in %s is current, not retrained", run_dir)
-        return
-    train(store, cfg, run_dir, progress=progress)
 
 
 # -- the audit ----------------------------------------------------------------------------------
@@ -203,8 +246,8 @@ def shortcut_audit(data_dir: str | Path, cfg: Config, out_dir: str | Path, worke
         "amdd": {"shortcut": ..., "shortcut_trimmed": ..., "clean": ...}, "silence": ...}``.
         A part that fails is recorded as ``{"error": ...}`` (and logged); the rest still runs.
     """
-    from .data.store import store_dir
-    from .inference import load_run
+    from ..data.store import store_dir
+    from ..inference import load_run
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -242,7 +285,7 @@ def shortcut_audit(data_dir: str | Path, cfg: Config, out_dir: str | Path, worke
         sc_store = ensure_store(roots["shortcut"], store_dir(sc_dir, DATASET, cfg.name), cfg,
                                 workers, progress)
         run_dir = out_dir / "shortcut_model"
-        _train_shortcut_model(sc_store, cfg, run_dir, progress)
+        train_or_reuse(sc_store, cfg, run_dir, progress)
         result["run_dir"] = str(run_dir)
         test_df = pd.read_parquet(run_dir / "embeddings.parquet")
         test_ids = set(test_df["identity"].astype(str))
@@ -315,7 +358,6 @@ def audit_findings(audit: dict[str, Any], tol: float = 0.1) -> list[str]:
             out.append(f"AMDD trained on the shortcut corpus: {a:.0%} balanced accuracy on its "
                        f"own test identities, {b:.0%} {what}: {verdict}.")
     return out
-
 
 
 # -- figures (built in amdd_kit.viz) ------------------------------------------------------------
