@@ -130,10 +130,8 @@ def cmd_series(a: argparse.Namespace) -> int:
     result = run_series(a.out, config=a.config, data_dir=a.data, params=params,
                         notebooks=a.notebooks or None)
     ok = getattr(result, "ok", True)
-    _print_lesson(a.out)
-    report = Path(a.out) / "report.html"
+    _print_lesson(a.out)        # ends with where to look next (the report, the notebooks)
     if ok:
-        print(f"series finished: {a.out}" + (f" (report: {report})" if report.exists() else ""))
         return 0
     print(f"amdd-kit: series failed: {getattr(result, 'error', 'see the executed notebook')}",
           file=sys.stderr)
@@ -151,6 +149,7 @@ def _print_lesson(run_dir: str | Path) -> None:
         print(lesson_summary(run_dir, names, folder), flush=True)
     except Exception as exc:  # a summary must not hide the series' own outcome
         print(f"amdd-kit: could not summarise {run_dir}: {exc}", file=sys.stderr)
+        print(f"series output: {run_dir}")
 
 
 def cmd_report(a: argparse.Namespace) -> int:

@@ -361,7 +361,6 @@ def run_series(out: str | Path, config: str = "tiny", data_dir: str | Path = "da
 
     total = time.time() - started
     write_series_times(run_dir, result.seconds, total)
-    say(f"amdd-kit series: {total:.1f} s in all")
     if not result.ok:
         _safe_register(run_dir, "failed", runs_dir, data_dir, config, result.error or "")
         say(f"amdd-kit series: FAILED after {total:.1f} s ({result.error})")
