@@ -1,8 +1,9 @@
 """Forensic-trace measurements: look at what each generator leaves behind, without a model.
 
-Small functions over the arrays of the clip store (``frames`` uint8 ``[T, 3, H, W]`` face crops,
-``mel`` ``[n_mels, S]`` log-mel) and over media files read by the data layer's readers
-(:mod:`amdd_kit.data.video`, :mod:`amdd_kit.data.audio`). Used by notebook 02 (forensic
+Small functions over arrays: the clip store's (``frames`` uint8 ``[T, 3, H, W]`` face crops,
+``mel`` ``[n_mels, S]`` log-mel) and a file's own, read by the data layer's readers
+(:func:`amdd_kit.data.video.first_frames`, :func:`amdd_kit.data.audio.native_audio`: waveform
+``[S]`` float32 and its rate). Used by notebook 02 (forensic
 traces) and by the shortcut audit (notebook 06).
 
 * :func:`mean_log_mel_by_method` -- average spectrum per generator (band limits, smearing);
@@ -21,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .data.audio import audio_rate, leading_silence, load_audio
+from .data.audio import leading_silence, native_audio
 from .data.video import first_frames
 
 # ITU-R BT.601 luma weights (what the video codec stores as brightness)
@@ -250,44 +251,23 @@ def mouth_envelope_correlation(frames: np.ndarray, mel: np.ndarray, max_lag: int
 
 
 # -- leading silence -------------------------------------------------------------------------
-def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of a video or audio file at its own sample rate.
-
-    Returns:
-        ``(wave, sample_rate)``: float32 mono ``[n]`` (the preprocessing decoder,
-        :func:`amdd_kit.data.audio.load_audio`, at the stream's rate).
-
-    Raises:
-        ValueError (:class:`~amdd_kit.data.video.SkipVideo`): the file has no audio stream or
-        cannot be decoded.
-    """
-    sr = audio_rate(path)
-    wave, _ = load_audio(path, sr)
-    return wave.astype(np.float32), sr
-
-
-def leading_silence_seconds(source: str | Path | np.ndarray, threshold_db: float = -40.0,
-                            sample_rate: int | None = None, frame_s: float = 0.02) -> float:
+def leading_silence_seconds(wave: np.ndarray, sample_rate: int, threshold_db: float = -40.0,
+                            frame_s: float = 0.02) -> float:
     """Seconds before the sound first rises within ``threshold_db`` of its loudest 20 ms frame.
 
     Args:
-        source: a video/audio path (decoded with PyAV) or a waveform array ``[n]`` / ``[n, ch]``.
+        wave: a waveform ``[n]`` or ``[n, ch]`` (a file's: :func:`amdd_kit.data.audio.native_audio`).
+        sample_rate: its rate (Hz).
         threshold_db: level relative to the peak frame RMS that counts as sound (negative).
-        sample_rate: required with an array.
         frame_s: analysis frame length in seconds.
 
     Returns:
         Leading silence in seconds (0.0 when the sound starts at once; the whole duration when
         the file is silent throughout).
     """
-    if isinstance(source, (str, Path)):
-        wave, sr = decode_audio(source)
-    else:
-        if sample_rate is None:
-            raise ValueError("leading_silence_seconds needs sample_rate with a waveform array")
-        wave, sr = np.asarray(source, dtype=np.float32), int(sample_rate)
-        if wave.ndim == 2:
-            wave = wave.mean(axis=1)
+    wave, sr = np.asarray(wave, dtype=np.float32), int(sample_rate)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=1)
     hop = max(1, int(round(frame_s * sr)))
     n = len(wave) // hop
     if n and np.abs(wave[:n * hop]).max() < 1e-8:   # digital silence throughout
@@ -301,7 +281,7 @@ def leading_silence_table(root: str | Path, manifest: pd.DataFrame, threshold_db
 
     Returns the manifest's ``path, method, label`` (and ``identity`` when present) plus
     ``leading_silence_s`` (NaN where the audio could not be read) and ``error``. A file that
-    fails is recorded, not fatal.
+    fails is recorded, not fatal. Each file is read by :func:`amdd_kit.data.audio.native_audio`.
     """
     cols = [c for c in ("path", "audio_path", "identity", "method", "label") if c in manifest]
     videos = manifest[cols].drop_duplicates("path").reset_index(drop=True)
@@ -309,7 +289,7 @@ def leading_silence_table(root: str | Path, manifest: pd.DataFrame, threshold_db
     for _, r in videos.iterrows():
         rel = r.get("audio_path") or r["path"]
         try:
-            out.append(leading_silence_seconds(Path(root) / rel, threshold_db))
+            out.append(leading_silence_seconds(*native_audio(Path(root) / rel), threshold_db))
             errors.append("")
         except (ValueError, OSError) as e:
             out.append(float("nan"))

@@ -230,3 +230,46 @@ def test_importing_the_kit_makes_waiting_openmp_threads_sleep():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
                          capture_output=True, text=True)
     assert out.stdout.split()[-1] == "ACTIVE", out.stderr[-2000:]
+
+
+def _kit_imports(path: Path) -> set[str]:
+    """The ``amdd_kit`` modules one source file imports (relative imports resolved, lazy ones
+    inside functions included), e.g. ``{"amdd_kit.viz", "amdd_kit.data.video"}``."""
+    import ast
+
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    package = parts if parts[-1] == "__init__" else parts[:-1]
+    package = [p for p in package if p != "__init__"]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out |= {mod} | {f"{mod}.{a.name}" for a in node.names}
+    return {m for m in out if m == "amdd_kit" or m.startswith("amdd_kit.")}
+
+
+def test_imports_go_one_way_data_and_viz_never_import_ui():
+    """``ui`` (the clip browser, the embedding explorer) stands on ``data`` and ``viz``; the data
+    layer never imports presentation (``viz`` or ``ui``), ``viz`` never imports ``ui``, nothing
+    else in the kit imports ``ui``, and the old homes of the two modules are gone (no shim)."""
+    kit = REPO / "amdd_kit"
+    bad = []
+    for path in sorted(kit.rglob("*.py")):
+        rel = path.relative_to(kit).parts
+        imports = _kit_imports(path)
+        forbidden = ()
+        if rel[0] == "data":
+            forbidden = ("amdd_kit.viz", "amdd_kit.ui")
+        elif rel[0] != "ui":
+            forbidden = ("amdd_kit.ui",)
+        bad += [f"{'/'.join(rel)} imports {m}" for m in sorted(imports)
+                if any(m == f or m.startswith(f + ".") for f in forbidden)]
+    assert bad == []
+    assert _kit_imports(kit / "ui" / "browse.py") >= {"amdd_kit.viz"}     # the check sees imports
+    assert not (kit / "widgets.py").exists() and not (kit / "data" / "browse.py").exists()
+    import ast
+    body = ast.parse((kit / "ui" / "__init__.py").read_text()).body
+    assert len(body) == 1 and isinstance(body[0].value, ast.Constant)     # a docstring only

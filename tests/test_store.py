@@ -162,7 +162,7 @@ def test_clip_label_and_store_dir():
 
 
 def test_clip_browser_headless(built):
-    from amdd_kit.data.browse import ClipBrowser, clip_figure
+    from amdd_kit.ui.browse import ClipBrowser, clip_figure
     st = ClipStore(built[0])
     fig = clip_figure(st, 3)
     assert "clip 3" in fig.layout.title.text
@@ -182,7 +182,7 @@ def test_clip_browser_shows_the_clip_once_and_keeps_it_as_an_output(built, monke
     import IPython.display as ipd
     import plotly.graph_objects as go
 
-    from amdd_kit.data.browse import clip_browser
+    from amdd_kit.ui.browse import clip_browser
 
     shown, updated = [], []
 

@@ -9,7 +9,7 @@ import plotly.io as pio
 import pytest
 
 from amdd_kit import viz
-from amdd_kit import widgets as Wd
+from amdd_kit.ui import explorer as Wd
 
 
 def embeddings_table(n=24, d=6, seed=0) -> pd.DataFrame:

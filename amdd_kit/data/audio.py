@@ -51,6 +51,15 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, float]:
         return audio_of(container, path, sample_rate)
 
 
+def native_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of a file to mono float32 at the stream's OWN rate:
+    ``(samples [n], sample_rate)`` (what the forensic measurements of :mod:`amdd_kit.traces`
+    take). Raises :class:`SkipVideo` (``no_audio``, ``corrupt``, ``empty``, ``missing``)."""
+    sr = audio_rate(path)
+    samples, _ = load_audio(path, sr)
+    return samples.astype(np.float32), sr
+
+
 def audio_rate(path: str | Path) -> int:
     """The sample rate (Hz) of a file's first audio stream. Raises :class:`SkipVideo`
     (``no_audio``, ``corrupt``, ``empty``, ``missing``)."""

@@ -1,7 +1,7 @@
 """Clip figures: face frames (optionally under a heatmap) above the clip's log-mel.
 
 :func:`frames_mel_figure` is the one clip figure of the kit: the clip browser of notebook 01
-(:func:`amdd_kit.data.browse.clip_figure`), the embedding explorer's clip view and the Grad-CAM
+(:func:`amdd_kit.ui.browse.clip_figure`), the embedding explorer's clip view and the Grad-CAM
 explanations of notebook 04 all draw with it.
 """
 from __future__ import annotations

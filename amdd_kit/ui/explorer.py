@@ -63,9 +63,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from . import geometry, paths
-from .config import METHODS
-from .viz import frames_mel_figure, is_continuous, overlay_heatmap, scatter_2d, timeline_figure
+from .. import geometry, paths
+from ..config import METHODS
+from ..viz import frames_mel_figure, is_continuous, overlay_heatmap, scatter_2d, timeline_figure
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def open_set_verdict(run_dir: str | Path, windows: pd.DataFrame) -> dict[str, An
     "threshold": float, "video_unknown": bool}``; the video is unknown when its windows' mean
     score passes the threshold, the rule ``amdd-kit predict`` applies. Raises what fitting the
     open set raises (e.g. ``FileNotFoundError`` for a run without its embeddings tables)."""
-    from .openset import load_or_fit_open_set  # openset builds on inference: import on use
+    from ..openset import load_or_fit_open_set  # openset builds on inference: import on use
 
     rejector = load_or_fit_open_set(run_dir)
     scores = rejector.scores(windows)[rejector.recommended].to_numpy(dtype=float)
@@ -300,7 +300,7 @@ class EmbeddingExplorer:
         if self.run_dir is None:
             raise ValueError("this explorer has no run_dir: pass run_dir=... to add videos")
         if self._run is None:
-            from .inference import load_run
+            from ..inference import load_run
             self._run = load_run(self.run_dir)
         return self._run
 
@@ -421,8 +421,8 @@ class EmbeddingExplorer:
         switched off or without a run."""
         if not self.gradcam.value or self.run_dir is None:
             return None
-        from .explain import gradcam
-        from .loaders import to_model_inputs
+        from ..explain import gradcam
+        from ..loaders import to_model_inputs
 
         cfg, model = self.model()
         device = next(model.parameters()).device
@@ -510,8 +510,8 @@ class EmbeddingExplorer:
         (:func:`amdd_kit.inference.video_windows`) with ``x``/``y`` map columns, or None when the
         video cannot be used: the reason is then a sentence in :attr:`status` (and logged).
         """
-        from .data.video import SkipVideo
-        from .inference import video_windows
+        from ..data.video import SkipVideo
+        from ..inference import video_windows
 
         if self.run_dir is None:
             self._say("Adding a video needs the trained run: build the explorer with "
