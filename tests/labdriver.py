@@ -227,14 +227,19 @@ class LabPage:
                   n_plots: plots.length, html};
         }""")
 
-    def wait_explorer(self, pred: str, timeout: float = 60) -> float:
-        """Wait until JS predicate ``pred`` (given ``e`` = :meth:`explorer`'s result) holds."""
+    def wait_explorer(self, pred: str, timeout: float = 60, give_up: str | None = None
+                      ) -> float | None:
+        """Wait until the Python predicate ``pred`` (given ``e`` = :meth:`explorer`'s result)
+        holds; returns the seconds it took. ``give_up``: a JS predicate on the page; when it
+        holds first, returns None instead of waiting out ``timeout``."""
         t0 = time.time()
         deadline = t0 + timeout
         while time.time() < deadline:
             e = self.explorer()
             if e and e.get("map") and e.get("clip") and eval(pred, {}, {"e": e}):
                 return time.time() - t0
+            if give_up and self.page.evaluate(give_up):
+                return None
             time.sleep(0.1)
         raise TimeoutError(f"explorer never satisfied {pred!r}: {self.explorer()}")
 
@@ -256,17 +261,8 @@ class LabPage:
             self.page.wait_for_function(
                 "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                 " && window.jupyterapp.shell.currentWidget.model", timeout=60000)
-            deadline = time.time() + timeout
-            while time.time() < deadline:
-                e = self.explorer()
-                if e and e.get("map") and e.get("clip") and eval(pred, {}, {"e": e}):
-                    return attempt
-                if self.page.evaluate(lost_js):
-                    break
-                time.sleep(0.1)
-            else:
-                raise TimeoutError(f"explorer never satisfied {pred!r} after a reload: "
-                                   f"{self.explorer()}")
+            if self.wait_explorer(pred, timeout, give_up=lost_js) is not None:
+                return attempt
             new = self.errors[n_errors:]
             if attempt == retries or any("widget model not found" not in e for e in new):
                 raise AssertionError(f"the explorer did not come back after {attempt + 1} "

@@ -247,7 +247,7 @@ class EmbeddingExplorer:
         # Outputs holding plain figures, not more FigureWidgets: see the module docstring
         self._timeline_out = w.Output(layout=w.Layout(display="none"))
         self._detail_out = w.Output()
-        _show_in(self._detail_out, self.detail)
+        self._draw(self._detail_out, self.detail)
         if live:
             for trace in self.fig.data[:self.n_traces]:
                 trace.on_click(self._on_click)
@@ -365,6 +365,13 @@ class EmbeddingExplorer:
             self.fig.layout.legend.title.text = self.color.value
         _sync_state(self.fig)
 
+    def _draw(self, out: Any, fig: go.Figure) -> None:
+        """Show ``fig`` in the Output ``out`` (:func:`_show_in`); nothing without live widgets,
+        where no Output is displayed and the plain figures (``detail``, ``timeline``) are all
+        a batch run reads."""
+        if self.live:
+            _show_in(out, fig)
+
     def _on_change(self, change: dict) -> None:
         self._redraw()
 
@@ -414,7 +421,7 @@ class EmbeddingExplorer:
             heat = [t for t in self.detail.data if t.type == "heatmap"]
             if heat:
                 heat[0].z = np.asarray(mel, dtype=np.float32)
-        _show_in(self._detail_out, self.detail)
+        self._draw(self._detail_out, self.detail)
 
     def _cam(self, frames: np.ndarray, mel: np.ndarray) -> np.ndarray | None:
         """Grad-CAM of the detection score over one clip's frames ``[T,H,W]``, or None when
@@ -593,7 +600,7 @@ class EmbeddingExplorer:
                               title=f"p_fake per {v['window_s']:.2f} s window: "
                                     f"{v['path'].name}")
         self.timeline = new
-        _show_in(self._timeline_out, new)
+        self._draw(self._timeline_out, new)
         self._timeline_out.layout.display = "flex" if len(t) > 1 else "none"
 
     def _summary(self) -> str:
