@@ -54,19 +54,15 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, float]:
 def native_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of a file to mono float32 at the stream's OWN rate:
     ``(samples [n], sample_rate)`` (what the forensic measurements of :mod:`amdd_kit.traces`
-    take). Raises :class:`SkipVideo` (``no_audio``, ``corrupt``, ``empty``, ``missing``)."""
-    sr = audio_rate(path)
-    samples, _ = load_audio(path, sr)
-    return samples.astype(np.float32), sr
-
-
-def audio_rate(path: str | Path) -> int:
-    """The sample rate (Hz) of a file's first audio stream. Raises :class:`SkipVideo`
-    (``no_audio``, ``corrupt``, ``empty``, ``missing``)."""
-    with open_media(Path(path)) as container:
+    take); the file is opened once. Raises :class:`SkipVideo` (``no_audio``, ``corrupt``,
+    ``empty``, ``missing``)."""
+    path = Path(path)
+    with open_media(path) as container:
         if not container.streams.audio:
             raise SkipVideo("no_audio", "no audio stream")
-        return int(container.streams.audio[0].codec_context.sample_rate)
+        sr = int(container.streams.audio[0].codec_context.sample_rate)
+        samples, _ = audio_of(container, path, sr)
+    return samples.astype(np.float32), sr
 
 
 def audio_of(container, path: Path, sample_rate: int, until: float | None = None
@@ -181,5 +177,5 @@ def log_mel_windows(samples: np.ndarray, starts_s: np.ndarray, cfg: DataConfig,
     return out.astype(np.float16)
 
 
-__all__ = ["LOG_EPS", "load_audio", "audio_rate", "audio_of", "leading_silence",
+__all__ = ["LOG_EPS", "load_audio", "native_audio", "audio_of", "leading_silence",
            "log_mel_windows"]
