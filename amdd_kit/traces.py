@@ -97,6 +97,13 @@ def _grey(frames: np.ndarray) -> np.ndarray:
     raise ValueError(f"frames must be [T, 3, H, W]; got {f.shape}")
 
 
+def _region(frames: np.ndarray, top: float, bottom: float, left: float, right: float) -> np.ndarray:
+    """``frames[..., top:bottom, left:right]`` with the box given as fractions of H and W."""
+    h, w = frames.shape[-2:]
+    return frames[..., int(top * h):max(int(top * h) + 1, int(bottom * h)),
+                  int(left * w):max(int(left * w) + 1, int(right * w))]
+
+
 def power_spectrum(frames: np.ndarray) -> np.ndarray:
     """Mean 2-D power spectrum of the (grey, windowed, mean-removed) frames, NOT shifted.
 
@@ -176,6 +183,29 @@ def centre_crop(rgb: np.ndarray, crop: float = 1.0) -> np.ndarray:
     return np.ascontiguousarray(f[:, y0:y0 + ch, x0:x0 + cw].transpose(0, 3, 1, 2))
 
 
+def crop_comparison(rgb: np.ndarray, cfg) -> dict[str, np.ndarray]:
+    """The face crops of the same frames under each crop mode (``data.faces.CROP_MODES``), to
+    show what the crop does to pixel-level traces: ``native`` copies source pixels, ``resize``
+    interpolates the margin-enlarged box to ``cfg.image_size``.
+
+    Args:
+        rgb: uint8 ``[T, H, W, 3]`` video frames at native resolution
+            (:func:`amdd_kit.data.video.first_frames`).
+        cfg: a ``DataConfig`` (``image_size``, ``face_margin``, ``detect_every``).
+
+    Returns:
+        ``{"native": uint8 [T, 3, s, s], "resize": ...}``, ``s = cfg.image_size``.
+    """
+    from .data.faces import CROP_MODES, crop_faces, detect_faces
+
+    rgb = np.ascontiguousarray(rgb)
+    if rgb.ndim != 4 or rgb.shape[3] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3] (data.video.first_frames); got {rgb.shape}")
+    track = detect_faces(rgb, every=cfg.detect_every)
+    return {mode: crop_faces(rgb, track.boxes, cfg.image_size, cfg.face_margin, mode)
+            .transpose(0, 3, 1, 2) for mode in CROP_MODES}
+
+
 # -- lip sync --------------------------------------------------------------------------------
 def mouth_opening(frames: np.ndarray, box: tuple[float, float, float, float] = (0.5, 0.75, 0.35, 0.65)
                   ) -> np.ndarray:
@@ -190,10 +220,7 @@ def mouth_opening(frames: np.ndarray, box: tuple[float, float, float, float] = (
         float32 ``[T]``: ``255 - mean luma`` of the region (an open mouth is dark inside).
     """
     g = _grey(frames)
-    h, w = g.shape[1:]
-    t, b, l, r = box
-    region = g[:, int(t * h):max(int(t * h) + 1, int(b * h)), int(l * w):max(int(l * w) + 1, int(r * w))]
-    return (255.0 - region.mean(axis=(1, 2))).astype(np.float32)
+    return (255.0 - _region(g, *box).mean(axis=(1, 2))).astype(np.float32)
 
 
 def speech_envelope_from_mel(mel: np.ndarray, n_frames: int) -> np.ndarray:
@@ -275,13 +302,6 @@ def leading_silence_seconds(wave: np.ndarray, sample_rate: int, threshold_db: fl
 
 
 # -- every trace, measured on the clip store ------------------------------------------------------
-def _region(frames: np.ndarray, top: float, bottom: float, left: float, right: float) -> np.ndarray:
-    """``frames[..., top:bottom, left:right]`` with the box given as fractions of H and W."""
-    h, w = frames.shape[-2:]
-    return frames[..., int(top * h):max(int(top * h) + 1, int(bottom * h)),
-                  int(left * w):max(int(left * w) + 1, int(right * w))]
-
-
 def mouth_sharpness(frames: np.ndarray) -> float:
     """Detail in the mouth relative to the eyes: mean |Laplacian| of the mouth region over that
     of the eye region (luma, after a 2x2 box filter), for uint8 ``[T, 3, H, W]`` face crops.
@@ -376,22 +396,3 @@ def trace_separability(table: pd.DataFrame) -> pd.DataFrame:
                 row[col] = float("nan")
         out[method] = row
     return pd.DataFrame.from_dict(out, orient="index")
-
-
-def crop_comparison(rgb: np.ndarray, cfg) -> dict[str, np.ndarray]:
-    """The face crops of the same frames under each crop mode (``data.faces.CROP_MODES``):
-    ``{"native": uint8 [T, 3, s, s], "resize": ...}`` for ``cfg`` a ``DataConfig``.
-
-    Args:
-        rgb: uint8 ``[T, H, W, 3]`` video frames at native resolution
-            (:func:`amdd_kit.data.video.first_frames`).
-
-    Shows what the crop does to pixel-level traces: ``native`` copies source pixels, ``resize``
-    interpolates the margin-enlarged box to ``cfg.image_size``.
-    """
-    from .data.faces import CROP_MODES, crop_faces, detect_faces
-
-    rgb = np.ascontiguousarray(rgb)
-    track = detect_faces(rgb, every=cfg.detect_every)
-    return {mode: crop_faces(rgb, track.boxes, cfg.image_size, cfg.face_margin, mode)
-            .transpose(0, 3, 1, 2) for mode in CROP_MODES}
