@@ -1,29 +1,29 @@
 """Forensic-trace measurements: look at what each generator leaves behind, without a model.
 
-Small functions over arrays: the clip store's (``frames`` uint8 ``[T, 3, H, W]`` face crops,
-``mel`` ``[n_mels, S]`` log-mel) and a file's own, read by the data layer's readers
-(:func:`amdd_kit.data.video.first_frames`, :func:`amdd_kit.data.audio.native_audio`: waveform
-``[S]`` float32 and its rate). Used by notebook 02 (forensic
-traces) and by the shortcut audit (notebook 06).
+Functions over arrays only; this module opens no file. The arrays are the clip store's
+(``frames`` uint8 ``[T, 3, H, W]`` face crops, ``mel`` ``[n_mels, S]`` log-mel) or a file's own,
+read by the data layer (:func:`amdd_kit.data.video.first_frames`: uint8 ``[T, H, W, 3]`` at
+native size; :func:`amdd_kit.data.audio.native_audio`: waveform ``[S]`` float32 and its rate).
+Used by notebook 02 (forensic traces) and by the shortcut audit (notebook 06).
 
 * :func:`mean_log_mel_by_method` -- average spectrum per generator (band limits, smearing);
 * :func:`high_band_energy` -- how much energy a clip has above a cut-off (voice cloning low-passes);
 * :func:`frame_spectrum`, :func:`checkerboard_score` -- 2-D image spectrum and the energy at the
   2-pixel (Nyquist) frequency, where up-sampling layers leave a checkerboard;
+  :func:`centre_crop`, :func:`crop_comparison` -- native frames and face crops to measure it on;
 * :func:`mouth_envelope_correlation` -- does the mouth move with the speech? (lip-sync);
-* :func:`leading_silence_seconds`, :func:`leading_silence_table` -- the leading-silence
-  shortcut of FakeAVCeleb (its one-threshold detector is in :mod:`amdd_kit.experiments.shortcut`).
+* :func:`leading_silence_seconds` -- the leading-silence shortcut of FakeAVCeleb (the table over
+  a corpus and its one-threshold detector are in :mod:`amdd_kit.experiments.shortcut`);
+* :func:`store_traces`, :func:`trace_separability` -- every trace on a clip store, and its AUC.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .data.audio import leading_silence, native_audio
-from .data.video import first_frames
+from .data.audio import leading_silence
 
 # ITU-R BT.601 luma weights (what the video codec stores as brightness)
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -97,6 +97,13 @@ def _grey(frames: np.ndarray) -> np.ndarray:
     raise ValueError(f"frames must be [T, 3, H, W]; got {f.shape}")
 
 
+def _region(frames: np.ndarray, top: float, bottom: float, left: float, right: float) -> np.ndarray:
+    """``frames[..., top:bottom, left:right]`` with the box given as fractions of H and W."""
+    h, w = frames.shape[-2:]
+    return frames[..., int(top * h):max(int(top * h) + 1, int(bottom * h)),
+                  int(left * w):max(int(left * w) + 1, int(right * w))]
+
+
 def power_spectrum(frames: np.ndarray) -> np.ndarray:
     """Mean 2-D power spectrum of the (grey, windowed, mean-removed) frames, NOT shifted.
 
@@ -154,27 +161,49 @@ def checkerboard_score(frames: np.ndarray, peak_radius: int = 1, ring: tuple[int
     return float(best)
 
 
-def decode_video_frames(path: str | Path, max_frames: int = 16, crop: float = 1.0) -> np.ndarray:
-    """The first ``max_frames`` frames of a video at NATIVE resolution (no resizing), read by
-    :func:`amdd_kit.data.video.first_frames` (the preprocessing reader).
+def centre_crop(rgb: np.ndarray, crop: float = 1.0) -> np.ndarray:
+    """The central ``crop`` fraction (of height and width) of video frames, in the store's layout.
 
     Args:
-        path: a video file PyAV can read.
-        max_frames: how many frames to decode from the start.
-        crop: keep the central ``crop`` fraction of height and width (0.5 = the centre quarter).
+        rgb: uint8 ``[T, H, W, 3]`` frames as the reader returns them, e.g. a video's first frames
+            at NATIVE resolution (:func:`amdd_kit.data.video.first_frames`). Resizing (as
+            preprocessing does) low-passes the frames and hides pixel-level traces such as the
+            2-px checkerboard; measure those on native frames.
+        crop: 0.5 keeps the centre quarter; 1.0 keeps everything.
 
     Returns:
-        uint8 ``[T, 3, h, w]``. Resizing (as preprocessing does) low-passes the frames and hides
-        pixel-level traces such as the 2-px checkerboard; measure those here.
-
-    Raises:
-        ValueError (:class:`~amdd_kit.data.video.SkipVideo`): no video stream, or unreadable.
+        uint8 ``[T, 3, h, w]`` (contiguous), what :func:`checkerboard_score` takes.
     """
-    f = first_frames(path, max_frames)
+    f = np.asarray(rgb)
+    if f.ndim != 4 or f.shape[3] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3] (data.video.first_frames); got {f.shape}")
     h, w = f.shape[1:3]
     ch, cw = max(1, int(round(h * crop))), max(1, int(round(w * crop)))
     y0, x0 = (h - ch) // 2, (w - cw) // 2
     return np.ascontiguousarray(f[:, y0:y0 + ch, x0:x0 + cw].transpose(0, 3, 1, 2))
+
+
+def crop_comparison(rgb: np.ndarray, cfg) -> dict[str, np.ndarray]:
+    """The face crops of the same frames under each crop mode (``data.faces.CROP_MODES``), to
+    show what the crop does to pixel-level traces: ``native`` copies source pixels, ``resize``
+    interpolates the margin-enlarged box to ``cfg.image_size``.
+
+    Args:
+        rgb: uint8 ``[T, H, W, 3]`` video frames at native resolution
+            (:func:`amdd_kit.data.video.first_frames`).
+        cfg: a ``DataConfig`` (``image_size``, ``face_margin``, ``detect_every``).
+
+    Returns:
+        ``{"native": uint8 [T, 3, s, s], "resize": ...}``, ``s = cfg.image_size``.
+    """
+    from .data.faces import CROP_MODES, crop_faces, detect_faces
+
+    rgb = np.ascontiguousarray(rgb)
+    if rgb.ndim != 4 or rgb.shape[3] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3] (data.video.first_frames); got {rgb.shape}")
+    track = detect_faces(rgb, every=cfg.detect_every)
+    return {mode: crop_faces(rgb, track.boxes, cfg.image_size, cfg.face_margin, mode)
+            .transpose(0, 3, 1, 2) for mode in CROP_MODES}
 
 
 # -- lip sync --------------------------------------------------------------------------------
@@ -191,10 +220,7 @@ def mouth_opening(frames: np.ndarray, box: tuple[float, float, float, float] = (
         float32 ``[T]``: ``255 - mean luma`` of the region (an open mouth is dark inside).
     """
     g = _grey(frames)
-    h, w = g.shape[1:]
-    t, b, l, r = box
-    region = g[:, int(t * h):max(int(t * h) + 1, int(b * h)), int(l * w):max(int(l * w) + 1, int(r * w))]
-    return (255.0 - region.mean(axis=(1, 2))).astype(np.float32)
+    return (255.0 - _region(g, *box).mean(axis=(1, 2))).astype(np.float32)
 
 
 def speech_envelope_from_mel(mel: np.ndarray, n_frames: int) -> np.ndarray:
@@ -275,38 +301,7 @@ def leading_silence_seconds(wave: np.ndarray, sample_rate: int, threshold_db: fl
     return leading_silence(wave, sr, threshold_db, frame_s)
 
 
-def leading_silence_table(root: str | Path, manifest: pd.DataFrame, threshold_db: float = -40.0
-                          ) -> pd.DataFrame:
-    """Leading silence of every distinct video of a manifest (path relative to ``root``).
-
-    Returns the manifest's ``path, method, label`` (and ``identity`` when present) plus
-    ``leading_silence_s`` (NaN where the audio could not be read) and ``error``. A file that
-    fails is recorded, not fatal. Each file is read by :func:`amdd_kit.data.audio.native_audio`.
-    """
-    cols = [c for c in ("path", "audio_path", "identity", "method", "label") if c in manifest]
-    videos = manifest[cols].drop_duplicates("path").reset_index(drop=True)
-    out, errors = [], []
-    for _, r in videos.iterrows():
-        rel = r.get("audio_path") or r["path"]
-        try:
-            out.append(leading_silence_seconds(*native_audio(Path(root) / rel), threshold_db))
-            errors.append("")
-        except (ValueError, OSError) as e:
-            out.append(float("nan"))
-            errors.append(str(e))
-    videos["leading_silence_s"] = out
-    videos["error"] = errors
-    return videos
-
-
 # -- every trace, measured on the clip store ------------------------------------------------------
-def _region(frames: np.ndarray, top: float, bottom: float, left: float, right: float) -> np.ndarray:
-    """``frames[..., top:bottom, left:right]`` with the box given as fractions of H and W."""
-    h, w = frames.shape[-2:]
-    return frames[..., int(top * h):max(int(top * h) + 1, int(bottom * h)),
-                  int(left * w):max(int(left * w) + 1, int(right * w))]
-
-
 def mouth_sharpness(frames: np.ndarray) -> float:
     """Detail in the mouth relative to the eyes: mean |Laplacian| of the mouth region over that
     of the eye region (luma, after a 2x2 box filter), for uint8 ``[T, 3, H, W]`` face crops.
@@ -401,18 +396,3 @@ def trace_separability(table: pd.DataFrame) -> pd.DataFrame:
                 row[col] = float("nan")
         out[method] = row
     return pd.DataFrame.from_dict(out, orient="index")
-
-
-def crop_comparison(video_path: str | Path, cfg, max_frames: int = 8) -> dict[str, np.ndarray]:
-    """The face crops of one video under each crop mode (``data.faces.CROP_MODES``):
-    ``{"native": uint8 [T, 3, s, s], "resize": ...}`` for ``cfg`` a ``DataConfig``.
-
-    Shows what the crop does to pixel-level traces: ``native`` copies source pixels, ``resize``
-    interpolates the margin-enlarged box to ``cfg.image_size``.
-    """
-    from .data.faces import CROP_MODES, crop_faces, detect_faces
-
-    rgb = decode_video_frames(video_path, max_frames=max_frames).transpose(0, 2, 3, 1)
-    track = detect_faces(rgb, every=cfg.detect_every)
-    return {mode: crop_faces(rgb, track.boxes, cfg.image_size, cfg.face_margin, mode)
-            .transpose(0, 3, 1, 2) for mode in CROP_MODES}

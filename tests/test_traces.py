@@ -109,6 +109,7 @@ def test_leading_silence_on_arrays():
 def test_leading_silence_on_a_media_file(tmp_path):
     from amdd_kit.data.audio import native_audio
     from amdd_kit.data.synthetic import write_video
+    from amdd_kit.data.video import first_frames
 
     sr = 22050
     audio = np.zeros((int(1.0 * sr), 1), np.float32)
@@ -123,7 +124,7 @@ def test_leading_silence_on_a_media_file(tmp_path):
     frames[:, 8:24, 8:24] = 40                         # a dark square in the centre
     silent = tmp_path / "silent.mp4"
     write_video(silent, frames, Fraction(25))
-    native = T.decode_video_frames(silent, max_frames=5, crop=0.5)
+    native = T.centre_crop(first_frames(silent, 5), crop=0.5)
     assert native.shape == (5, 3, 16, 16) and native.dtype == np.uint8
     assert abs(float(native.mean()) - 40) < 6
     with pytest.raises(ValueError, match="no audio"):
@@ -132,14 +133,14 @@ def test_leading_silence_on_a_media_file(tmp_path):
 
 @pytest.mark.parametrize("fps", [Fraction(25), Fraction(30000, 1001)])
 def test_one_reader_gives_both_callers_the_frames_pyav_decodes(tmp_path, fps):
-    """Notebook 02's native frames (``decode_video_frames``) and preprocessing's frames
+    """Notebook 02's native frames (``data.video.first_frames``) and preprocessing's frames
     (``data.video.pick_frames`` on the source's own frame times) come from one PyAV reader: on
     an mp4 of the synthetic corpus (``make_video``) both are exactly the frames a plain PyAV
     decode loop gives, also when the video holds fewer frames than asked for."""
     import av
 
     from amdd_kit.data.synthetic import VideoSpec, make_video
-    from amdd_kit.data.video import pick_frames
+    from amdd_kit.data.video import first_frames, pick_frames
 
     spec = VideoSpec(rel="fsgan.mp4", method="fsgan", ident=1, seed=3, fake_seed=3,
                      corpus_seed=0, width=72, height=72, fps=fps, sr=16000, channels=1,
@@ -149,10 +150,9 @@ def test_one_reader_gives_both_callers_the_frames_pyav_decodes(tmp_path, fps):
         plain = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
     n = len(plain)
     assert n >= 15 and plain.std() > 10  # a real picture, not a flat frame
-    first = T.decode_video_frames(path, max_frames=12).transpose(0, 2, 3, 1)
-    np.testing.assert_array_equal(first, plain[:12])
-    whole = T.decode_video_frames(path, max_frames=n + 10).transpose(0, 2, 3, 1)
-    np.testing.assert_array_equal(whole, plain)
+    np.testing.assert_array_equal(first_frames(path, 12), plain[:12])
+    np.testing.assert_array_equal(first_frames(path, n + 10), plain)
+    np.testing.assert_array_equal(T.centre_crop(plain[:3]), plain[:3].transpose(0, 3, 1, 2))
     picked, duration, covered, src_fps = pick_frames(path, np.arange(n) / float(fps))
     np.testing.assert_array_equal(np.stack(picked), plain)
     assert covered and src_fps == pytest.approx(float(fps))
@@ -183,3 +183,72 @@ def test_group_means_and_correlation_equal_the_hand_written_ones_they_replaced()
         assert T._corr(a, b) == pytest.approx(old_corr(a, b), abs=1e-5)
     flat = np.full(8, 3.0, np.float32)
     assert np.isnan(T._corr(flat, a[:8])) and np.isnan(T._corr(a[:2], b[:2]))
+
+
+def test_traces_measures_arrays_and_opens_no_file():
+    """``traces`` takes frames and waveforms; reading a file is the data layer's job
+    (``data.video``, ``data.audio``): no function of ``traces`` calls a reader or opens a path."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(T))
+    called = {n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", "")
+              for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    readers = {"open", "open_media", "first_frames", "pick_frames", "native_audio", "load_audio",
+               "imread", "VideoCapture", "read_parquet", "read_csv"}
+    assert not called & readers, sorted(called & readers)
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names}
+    assert not imported & (readers | {"av", "Path"}), sorted(imported & (readers | {"av", "Path"}))
+
+
+def test_centre_crop_keeps_the_centre_in_the_store_layout():
+    rgb = np.zeros((2, 8, 12, 3), np.uint8)
+    rgb[:, 2:6, 3:9] = [10, 20, 30]                  # the central half of height and width
+    out = T.centre_crop(rgb, crop=0.5)
+    assert out.shape == (2, 3, 4, 6) and out.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(out[:, :, 0, 0], [[10, 20, 30]] * 2)
+    assert T.centre_crop(rgb, crop=1.0).shape == (2, 3, 8, 12)
+    with pytest.raises(ValueError, match="first_frames"):
+        T.centre_crop(rgb.transpose(0, 3, 1, 2))   # already [T, 3, H, W]
+
+
+def test_crop_comparison_on_frames_native_copies_source_pixels(tmp_path):
+    """``crop_comparison`` takes the frames ``first_frames`` returns; its ``native`` crop of a
+    synthetic fsgan video is a window of source pixels, its ``resize`` crop is not."""
+    from amdd_kit.config import get_config
+    from amdd_kit.data.synthetic import VideoSpec, make_video
+    from amdd_kit.data.video import first_frames
+
+    spec = VideoSpec(rel="fsgan.mp4", method="fsgan", ident=1, seed=3, fake_seed=3,
+                     corpus_seed=0, width=72, height=72, fps=Fraction(25), sr=16000, channels=1,
+                     duration=0.6, donor=2)
+    rgb = first_frames(tmp_path / make_video(spec, tmp_path), 4)
+    dc = get_config("tiny").data
+    crops = T.crop_comparison(rgb, dc)
+    s = dc.image_size
+    assert {k: v.shape for k, v in crops.items()} == {"native": (4, 3, s, s), "resize": (4, 3, s, s)}
+    win = np.lib.stride_tricks.sliding_window_view(rgb[0], (s, s), axis=(0, 1))  # [y, x, 3, s, s]
+    hits = (win == crops["native"][0][None, None]).all(axis=(2, 3, 4))
+    assert hits.any(), "the native crop is not a window of the source frame"
+    assert not (win == crops["resize"][0][None, None]).all(axis=(2, 3, 4)).any()
+
+
+def test_leading_silence_table_reads_each_video_once_and_records_failures(tmp_path):
+    """The corpus-wide table (``experiments.shortcut.leading_silence_table``) reads each file
+    with ``data.audio.native_audio`` and measures it with ``traces.leading_silence_seconds``;
+    an unreadable file is a NaN row with its reason, not a crash."""
+    from amdd_kit.data.synthetic import write_video
+    from amdd_kit.experiments.shortcut import leading_silence_table
+
+    sr = 16000
+    audio = np.zeros((sr, 1), np.float32)
+    audio[int(0.2 * sr):, 0] = 0.4 * np.sin(2 * np.pi * 300 * np.arange(int(0.8 * sr)) / sr)
+    write_video(tmp_path / "a.mp4", np.full((25, 32, 32, 3), 128, np.uint8), Fraction(25), audio, sr)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    man = pd.DataFrame({"path": ["a.mp4", "a.mp4", "broken.mp4"], "method": ["rtvc"] * 3,
+                        "label": [1, 1, 1]})
+    t = leading_silence_table(tmp_path, man, -40.0)
+    assert list(t["path"]) == ["a.mp4", "broken.mp4"]
+    assert t.loc[0, "leading_silence_s"] == pytest.approx(0.2, abs=0.045) and t.loc[0, "error"] == ""
+    assert np.isnan(t.loc[1, "leading_silence_s"]) and "corrupt" in t.loc[1, "error"]

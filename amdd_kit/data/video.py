@@ -1,8 +1,8 @@
 """Video frames: the kit's one PyAV reader, and folders of image frames.
 
 Every video frame the kit reads goes through :func:`pick_frames` (preprocessing) or
-:func:`first_frames` (notebook 02's native-resolution look, ``traces.decode_video_frames``),
-both built on one decode loop.
+:func:`first_frames` (notebook 02's native-resolution look; :mod:`amdd_kit.traces` measures the
+arrays it returns and opens no file), both built on one decode loop.
 
 Decoding (PyAV)
     Frames are taken by timestamp: for each target time (seconds from the first video frame)

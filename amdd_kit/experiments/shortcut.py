@@ -11,7 +11,7 @@ benchmark, and fail on any video that was not made the same way.
    (``make_corpus(..., shortcut="leading-silence")``, in ``data_dir/shortcut``); the clean corpus
    is ``data_dir`` itself (written by notebook 01);
 2. the **trivial detector** (:class:`LeadingSilenceDetector`, one threshold on the
-   leading-silence length that :func:`amdd_kit.traces.leading_silence_table` measures) is fitted
+   leading-silence length that :func:`leading_silence_table` measures) is fitted
    on the train identities and scored on the others, on both corpora: near-perfect on the
    shortcut corpus, near chance on the clean one;
 3. **AMDD** is trained on the shortcut corpus and scored on its test identities three ways:
@@ -46,9 +46,9 @@ DATASET = "fakeavceleb"
 AUDIT_FILE = "shortcut_audit.json"
 SILENCE_FILE = "shortcut_silence.csv"
 
-__all__ = ["shortcut_audit", "corpus_settings", "silence_table", "detector_scores",
-           "LeadingSilenceDetector", "ensure_store", "audit_findings", "audit_scores",
-           "audit_figure"]
+__all__ = ["shortcut_audit", "corpus_settings", "leading_silence_table", "silence_table",
+           "detector_scores", "LeadingSilenceDetector", "ensure_store", "audit_findings",
+           "audit_scores", "audit_figure"]
 
 
 # -- corpora and stores -------------------------------------------------------------------------
@@ -154,6 +154,28 @@ class LeadingSilenceDetector:
         return balanced_accuracy(labels, self.predict(silence_s))
 
 
+def leading_silence_table(root: str | Path, manifest: pd.DataFrame, threshold_db: float = -40.0
+                          ) -> pd.DataFrame:
+    """The manifest's ``path, method, label`` (and ``identity``) once per video (path relative
+    to ``root``) plus ``leading_silence_s`` (:func:`amdd_kit.traces.leading_silence_seconds` of
+    :func:`amdd_kit.data.audio.native_audio`; NaN where the audio cannot be read) and ``error``
+    (why; a file that fails is recorded, not fatal)."""
+    from ..data.audio import native_audio
+    from ..traces import leading_silence_seconds
+
+    cols = [c for c in ("path", "audio_path", "identity", "method", "label") if c in manifest]
+    videos = manifest[cols].drop_duplicates("path").reset_index(drop=True)
+    rows = []
+    for _, r in videos.iterrows():
+        try:
+            wave, sr = native_audio(Path(root) / (r.get("audio_path") or r["path"]))
+            rows.append((leading_silence_seconds(wave, sr, threshold_db), ""))
+        except (ValueError, OSError) as e:
+            rows.append((float("nan"), str(e)))
+    return videos.join(pd.DataFrame(rows, columns=["leading_silence_s", "error"],
+                                    index=videos.index))
+
+
 def silence_table(root: str | Path, cfg: Config) -> pd.DataFrame:
     """One row per source video of a FakeAVCeleb-layout corpus with its leading silence.
 
@@ -164,7 +186,6 @@ def silence_table(root: str | Path, cfg: Config) -> pd.DataFrame:
     """
     from ..data.adapters import read_dataset
     from ..data.splits import identity_split
-    from ..traces import leading_silence_table
 
     res = read_dataset(DATASET, root)
     t = leading_silence_table(res.root, res.manifest, cfg.data.silence_db)
