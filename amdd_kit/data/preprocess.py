@@ -40,7 +40,7 @@ from .decode import clips_from_video
 from .faces import face_detector
 from .store import StoreSummary, pack
 from .video import SkipVideo
-from .workdir import WorkDir, remove_stale_temporaries, save_skip, save_sources, save_work_item
+from .workdir import WorkDir, remove_stale_temporaries, save_skip, save_work_item
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
     if limit is not None:
         man = man.iloc[: int(limit)].copy()
     man.insert(0, "video_id", [video_id(dataset, p) for p in man["path"]])
-    save_sources(work.path, man, res.problems, dataset, res.root)
+    work.save_sources(man, res.problems, dataset, res.root)
 
     cfg_dict = dataclasses.asdict(cfg)
     todo = [(r.video_id, str(res.root / r.path),

@@ -43,7 +43,7 @@ import pandas as pd
 from ..config import METHODS, DataConfig
 from . import shards
 from .codec import decode_frames
-from .workdir import WorkDir, load_sources, read_data_config, work_dir
+from .workdir import WorkDir, read_data_config
 
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "video_id", "clip_index", "start_s", "clip_label",
                                  "method_idx")
@@ -116,8 +116,8 @@ def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
     """
     t0 = time.perf_counter()
     out = Path(out)
-    videos, problems, dataset = load_sources(work_dir(out))
     work = WorkDir(out, cfg)
+    videos, problems, dataset = work.sources()
     cfg = work.cfg
 
     # pass 1: which videos have clips, how many (encoded: leftover work items go to the shards)

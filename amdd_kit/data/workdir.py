@@ -82,7 +82,11 @@ def _alive(pid: int) -> bool:
 
 def read_data_config(out: str | Path) -> DataConfig:
     """The :class:`DataConfig` of ``out/data_config.json`` (legacy fields filled in)."""
-    d = json.loads((Path(out) / "data_config.json").read_text())
+    path = Path(out) / "data_config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {out} is not a clip store yet; run "
+                                "preprocess_dataset (or `amdd-kit preprocess`) first")
+    d = json.loads(path.read_text())
     return DataConfig(**{**LEGACY_DEFAULTS, **d})
 
 
@@ -101,36 +105,6 @@ def check_data_config(out: Path, cfg: DataConfig) -> None:
     else:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, (json.dumps(want, indent=2, sort_keys=True) + "\n").encode())
-
-
-def save_sources(work: Path, videos: pd.DataFrame, problems: pd.DataFrame, dataset: str,
-                 root: str | Path) -> None:
-    """Record what the store should hold: ``videos.parquet`` (the adapter manifest with a
-    ``video_id`` column), ``problems.csv`` (the adapter's refused rows) and ``source.json``."""
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    tmp = work / f".videos.parquet.{os.getpid()}.tmp"
-    videos.to_parquet(tmp, index=False)
-    os.replace(tmp, work / "videos.parquet")
-    atomic_write_bytes(work / "problems.csv", problems.to_csv(index=False).encode())
-    atomic_write_bytes(work / "source.json",
-                       json.dumps({"dataset": dataset, "root": str(root)}).encode())
-
-
-def load_sources(work: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """``(videos, problems, dataset)`` as :func:`save_sources` wrote them.
-
-    Raises ``FileNotFoundError`` when preprocessing never started in this store."""
-    work = Path(work)
-    if not (work / "videos.parquet").exists():
-        raise FileNotFoundError(f"{work / 'videos.parquet'} not found: run preprocess_dataset "
-                                "(or `amdd-kit preprocess`) first")
-    videos = pd.read_parquet(work / "videos.parquet")
-    problems = pd.read_csv(work / "problems.csv", dtype=str, keep_default_na=False) \
-        if (work / "problems.csv").exists() else pd.DataFrame(columns=["path", "reason", "detail"])
-    dataset = json.loads((work / "source.json").read_text())["dataset"] \
-        if (work / "source.json").exists() else ""
-    return videos, problems, dataset
 
 
 def _item(work: Path, vid: str) -> Path:
@@ -181,6 +155,34 @@ class WorkDir:
         self.cfg = read_data_config(out) if cfg is None else cfg
         check_data_config(self.out, self.cfg)
         self.shards = shards.ShardWriter(self.out) if self.cfg.frame_codec != "raw" else None
+
+    def save_sources(self, videos: pd.DataFrame, problems: pd.DataFrame, dataset: str,
+                     root: str | Path) -> None:
+        """Record what the store should hold: ``videos.parquet`` (the adapter manifest with a
+        ``video_id`` column), ``problems.csv`` (the adapter's refused rows), ``source.json``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".videos.parquet.{os.getpid()}.tmp"
+        videos.to_parquet(tmp, index=False)
+        os.replace(tmp, self.path / "videos.parquet")
+        atomic_write_bytes(self.path / "problems.csv", problems.to_csv(index=False).encode())
+        atomic_write_bytes(self.path / "source.json",
+                           json.dumps({"dataset": dataset, "root": str(root)}).encode())
+
+    def sources(self) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+        """``(videos, problems, dataset)`` as :meth:`save_sources` wrote them.
+
+        Raises ``FileNotFoundError`` when preprocessing never started in this store."""
+        work = self.path
+        if not (work / "videos.parquet").exists():
+            raise FileNotFoundError(f"{work / 'videos.parquet'} not found: run preprocess_dataset "
+                                    "(or `amdd-kit preprocess`) first")
+        videos = pd.read_parquet(work / "videos.parquet")
+        problems = pd.read_csv(work / "problems.csv", dtype=str, keep_default_na=False) \
+            if (work / "problems.csv").exists() \
+            else pd.DataFrame(columns=["path", "reason", "detail"])
+        dataset = json.loads((work / "source.json").read_text())["dataset"] \
+            if (work / "source.json").exists() else ""
+        return videos, problems, dataset
 
     def is_done(self, vid: str) -> bool:
         """Whether video ``vid`` needs no more processing: a finished work item, a record in the
@@ -244,14 +246,8 @@ class WorkDir:
         if self.shards is None:
             with np.load(_item(self.path, vid)) as z:
                 return {"mels": z["mels"], "starts": z["starts"], "frames": z["frames"]}
-        rec = self.shards.records[vid]
-        k = int(rec.header["n_clips"])
-        sizes = np.asarray(rec.header["sizes"], dtype=np.int64)
-        index = np.stack([np.full_like(sizes, rec.shard), rec.frame_offsets(), sizes], axis=-1)
-        return {"mels": shards.read_mels(self.out, rec), "starts": np.asarray(rec.header["starts"]),
-                "index": index.reshape(k, -1, 3)}
+        return shards.read_clips(self.out, self.shards.records[vid])
 
 
 __all__ = ["LEGACY_DEFAULTS", "work_dir", "atomic_write_bytes", "remove_stale_temporaries",
-           "read_data_config", "check_data_config", "save_sources", "load_sources",
-           "save_work_item", "save_skip", "WorkDir"]
+           "read_data_config", "check_data_config", "save_work_item", "save_skip", "WorkDir"]
