@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from amdd_kit.data.adapters import (MANIFEST_COLUMNS, DatasetError, read_dataset,
-                                    safe_relpath)
+from amdd_kit.data.adapters import read_dataset
+from amdd_kit.data.adapters.manifest import MANIFEST_COLUMNS, DatasetError, safe_relpath
 
 HEADER = "source,target1,target2,method,category,type,race,gender,path,\n"
 

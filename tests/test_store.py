@@ -439,3 +439,29 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
         p.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == [dead]
     assert live.exists() and done.exists() and not dead.exists()
+
+
+def test_the_write_path_runs_one_way():
+    """preprocess -> workdir -> shards, and preprocess -> store.pack -> workdir -> shards: each
+    module of the write path uses only the ones below it, only ``workdir`` writes to the shards,
+    and ``store`` uses the shards' read side alone (file names), never a writer."""
+    import ast
+
+    data = Path(__file__).parent.parent / "amdd_kit" / "data"
+    order = ["shards", "workdir", "store", "preprocess"]
+
+    def uses(name: str) -> tuple[set[str], set[str]]:
+        tree = ast.parse((data / f"{name}.py").read_text())
+        mods = {a.name if n.module is None else n.module.split(".")[0]
+                for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1
+                for a in n.names}
+        shard_attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                       and isinstance(n.value, ast.Name) and n.value.id == "shards"}
+        return mods & set(order), shard_attrs
+
+    for i, name in enumerate(order):
+        mods, _ = uses(name)
+        assert mods <= set(order[:i]), f"{name} imports {sorted(mods - set(order[:i]))}"
+    assert "shards" not in uses("preprocess")[0]
+    assert uses("store")[1] <= {"shard_name", "shard_paths"}
+    assert "ShardWriter" in uses("workdir")[1]

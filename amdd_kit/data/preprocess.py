@@ -6,9 +6,13 @@ This module drives the work and owns no format:
 * each video is decoded into clips by :func:`amdd_kit.data.decode.clips_from_video`, in a
   process pool (``forkserver``, one thread per worker; a crashing worker costs one video);
 * its result is written to ``STORE/_work/`` by :mod:`~amdd_kit.data.workdir` (atomic, so an
-  interrupted run resumes where it stopped);
-* :mod:`~amdd_kit.data.store` packs ``_work/`` (and the shards of an encoded store) into the
-  files loaders memory-map.
+  interrupted run resumes where it stopped), whose :class:`~amdd_kit.data.workdir.WorkDir`
+  moves an encoded video into the store's shards as soon as it is done;
+* :func:`amdd_kit.data.store.pack` packs ``_work/`` (and the shards of an encoded store) into
+  the files loaders memory-map.
+
+The write path runs one way: ``preprocess -> workdir -> shards``, then
+``preprocess -> store.pack -> workdir -> shards``; no module below calls back up.
 
 One bad file never stops the dataset: it becomes a skip record with a reason from
 :data:`~amdd_kit.data.video.SKIP_REASONS`.
@@ -30,15 +34,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import DataConfig
-from . import shards
 from .adapters import read_dataset
 from .codec import check_codec, encode_frames
 from .decode import clips_from_video
 from .faces import face_detector
-from .store import StoreSummary, absorb, pack
+from .store import StoreSummary, pack
 from .video import SkipVideo
-from .workdir import (check_data_config, is_done, n_clips, remove_stale_temporaries,
-                      save_skip, save_sources, save_work_item, work_dir)
+from .workdir import WorkDir, remove_stale_temporaries, save_skip, save_work_item
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +104,9 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
     Each video's result lands in ``out/_work/<video_id>.npz`` (or ``.skip.json``, see
     :mod:`amdd_kit.data.workdir`) through a temporary file + ``os.replace``, so an interrupted
     run resumes where it stopped: finished videos are not redone (skips with reason ``error``
-    are retried). With ``frame_codec`` png/jpeg, each finished video is moved at once into the store's shard files
-    (:func:`amdd_kit.data.store.absorb`), so the disk holds one copy of the frames. Then
+    are retried). With ``frame_codec`` png/jpeg, each finished video is moved at once into the
+    store's shard files (:meth:`amdd_kit.data.workdir.WorkDir.settle`), so the disk holds one
+    copy of the frames. Then
     :func:`amdd_kit.data.store.pack` writes the store.
 
     Returns:
@@ -114,21 +117,18 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
     check_codec(cfg.frame_codec, cfg.jpeg_quality, cfg.jpeg_chroma)
     face_detector(cfg.face_detector)  # an unknown or uninstalled detector: one clear error here
     res = read_dataset(dataset, root)
-    check_data_config(out, cfg)
-    work = work_dir(out)
-    remove_stale_temporaries(work)   # half-written files of a killed earlier run
+    work = WorkDir(out, cfg)            # config guard; encoded codec: the shards, torn tail cut
+    remove_stale_temporaries(work.path)  # half-written files of a killed earlier run
     man = res.manifest.copy()
     if limit is not None:
         man = man.iloc[: int(limit)].copy()
     man.insert(0, "video_id", [video_id(dataset, p) for p in man["path"]])
-    save_sources(work, man, res.problems, dataset, res.root)
+    work.save_sources(man, res.problems, dataset, res.root)
 
     cfg_dict = dataclasses.asdict(cfg)
-    writer = shards.ShardWriter(out) if cfg.frame_codec != "raw" else None
-    packed = writer.records if writer is not None else None
     todo = [(r.video_id, str(res.root / r.path),
              str(res.root / r.audio_path) if r.audio_path else None)
-            for r in man.itertuples() if not is_done(work, r.video_id, packed)]
+            for r in man.itertuples() if not work.is_done(r.video_id)]
     log.info("%s: %d videos, %d to process, %d already done", dataset, len(man), len(todo),
              len(man) - len(todo))
     bar = tqdm(total=len(todo), desc=f"preprocess {dataset}", disable=not progress,
@@ -136,8 +136,8 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
 
     def done(result: tuple) -> None:
         _report(result, bar)
-        if writer is not None and result[1]:
-            absorb(work, writer, result[0])
+        if result[1]:
+            work.settle(result[0])
 
     try:
         if workers <= 1 or len(todo) <= 1:
@@ -145,7 +145,7 @@ def preprocess_dataset(dataset: str, root: str | Path, out: str | Path, cfg: Dat
             _worker_init()  # tiny per-video tensors: threads only add overhead
             try:
                 for vid, video, audio in todo:
-                    done(process_one(vid, video, audio, cfg_dict, str(work)))
+                    done(process_one(vid, video, audio, cfg_dict, str(work.path)))
             finally:
                 torch.set_num_threads(threads[0])
                 cv2.setNumThreads(threads[1])
@@ -199,7 +199,7 @@ def close_pools() -> None:
 atexit.register(close_pools)
 
 
-def _run_pool(todo: list[tuple], cfg_dict: dict, work: Path, workers: int, done,
+def _run_pool(todo: list[tuple], cfg_dict: dict, work: WorkDir, workers: int, done,
               keep_pool: bool = False) -> None:
     """Run ``process_one`` over ``todo`` in a process pool; ``done(result)`` for each video, in
     this process. Survives crashing workers.
@@ -210,7 +210,7 @@ def _run_pool(todo: list[tuple], cfg_dict: dict, work: Path, workers: int, done,
     """
     pending = {t[0]: t for t in todo}
     ex = _pool(workers, warm=keep_pool)
-    futs = [ex.submit(process_one, v, a, b, cfg_dict, str(work)) for v, a, b in todo]
+    futs = [ex.submit(process_one, v, a, b, cfg_dict, str(work.path)) for v, a, b in todo]
     try:
         for f in cf.as_completed(futs):
             result = f.result()
@@ -228,14 +228,14 @@ def _run_pool(todo: list[tuple], cfg_dict: dict, work: Path, workers: int, done,
         if not keep_pool:
             ex.shutdown(wait=True)
     for vid, video, audio in pending.values():  # empty unless the pool broke
-        if is_done(work, vid):
-            done((vid, n_clips(work, vid) or 0, "", ""))
+        if work.is_done(vid):
+            done((vid, work.n_clips(vid) or 0, "", ""))
             continue
         with _pool(1) as ex:
             try:
-                done(ex.submit(process_one, vid, video, audio, cfg_dict, str(work)).result())
+                done(ex.submit(process_one, vid, video, audio, cfg_dict, str(work.path)).result())
             except cf.process.BrokenProcessPool:
-                save_skip(work, vid, "error", "the worker process crashed on this file")
+                save_skip(work.path, vid, "error", "the worker process crashed on this file")
                 done((vid, 0, "error", "the worker process crashed on this file"))
 
 

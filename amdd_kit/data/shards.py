@@ -166,13 +166,19 @@ class ShardWriter:
         return rec
 
 
-def read_mels(store: str | Path, rec: Record) -> np.ndarray:
-    """The float16 ``[K, n_mels, S]`` log-mels of one record."""
+def read_clips(store: str | Path, rec: Record) -> dict[str, np.ndarray]:
+    """One record's clips: ``mels`` float16 ``[K, n_mels, S]`` (read from the shard), ``starts``
+    ``[K]`` seconds and ``index`` int64 ``[K, T, 3]``: shard, byte offset and size of each encoded
+    frame (what ``frames_index.npy`` holds)."""
     with open(Path(store) / shard_name(rec.shard), "rb") as f:
         f.seek(rec.offset)
         buf = f.read(rec.mel_bytes)
-    return np.frombuffer(buf, dtype=np.float16).reshape(rec.header["mels"]).copy()
+    sizes = np.asarray(rec.header["sizes"], dtype=np.int64)
+    index = np.stack([np.full_like(sizes, rec.shard), rec.frame_offsets(), sizes], axis=-1)
+    return {"mels": np.frombuffer(buf, dtype=np.float16).reshape(rec.header["mels"]).copy(),
+            "starts": np.asarray(rec.header["starts"]),
+            "index": index.reshape(int(rec.header["n_clips"]), -1, 3)}
 
 
 __all__ = ["SHARD_BYTES", "MAGIC", "Record", "ShardWriter", "scan", "shard_name",
-           "shard_paths", "read_mels"]
+           "shard_paths", "read_clips"]

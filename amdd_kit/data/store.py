@@ -15,10 +15,12 @@ Layout of ``STORE/`` (see docs/contracts.md)::
 
 :func:`pack` is a separate, repeatable step: it rebuilds the files above from ``_work/`` (and,
 with an encoded codec, from the shard records), writing each to a temporary name and renaming
-it into place. With ``png``/``jpeg`` the frames are written once: a finished video's work item
-is appended to the current shard as one record and then deleted (:func:`absorb`), during
-preprocessing already, so the disk holds about one copy of the store at any time; ``pack``
-only writes the small index and ``mels.npy``. ``ClipStore.frames`` is then an
+it into place; it reads ``_work/`` and the shards through a
+:class:`~amdd_kit.data.workdir.WorkDir` and never writes them beyond settling leftover work
+items. With ``png``/``jpeg`` the frames are written once: a finished video's work item is
+appended to the current shard as one record and then deleted
+(:meth:`~amdd_kit.data.workdir.WorkDir.settle`), during preprocessing already, so the disk holds
+about one copy of the store at any time; ``pack`` only writes the small index and ``mels.npy``. ``ClipStore.frames`` is then an
 :class:`EncodedFrames`: indexed like the memmap, it decodes on access.
 
 Clip labels of partial fakes (LAV-DF): a window is labelled fake (``clip_label = 1``) iff it
@@ -41,8 +43,7 @@ import pandas as pd
 from ..config import METHODS, DataConfig
 from . import shards
 from .codec import decode_frames
-from .workdir import (check_data_config, drop_work_item, item_path, load_sources, load_work_item,
-                      n_clips, read_data_config, work_dir)
+from .workdir import WorkDir, read_data_config
 
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "video_id", "clip_index", "start_s", "clip_label",
                                  "method_idx")
@@ -99,27 +100,6 @@ def _method_idx(method: str) -> int:
     return METHODS.index(method) if method in METHODS else -1
 
 
-def absorb(work: Path, writer: shards.ShardWriter, vid: str) -> bool:
-    """Move one finished, encoded work item ``work/<vid>.npz`` into the shards (one record),
-    then delete it. Returns False when there is no such item (not done yet, or a skip).
-
-    Safe at every point against ``kill -9``: the record is complete on disk (fsync) before the
-    work item goes; a torn record is cut off by the next :class:`~.shards.ShardWriter`, and a
-    video found in both places is taken from the shard."""
-    if vid in writer:
-        drop_work_item(work, vid)
-        return True
-    item = load_work_item(work, vid)
-    if item is None or "reason" in item:
-        return False
-    if "frames_enc" not in item:
-        raise ValueError(f"{item_path(work, vid)} holds raw frames, but the store uses an "
-                         "encoded frame codec")
-    writer.append(vid, item["frames_enc"], item["mels"], item["starts"], item["info"])
-    drop_work_item(work, vid)
-    return True
-
-
 def _clip_rows(r, starts: np.ndarray, first: int, cfg: DataConfig) -> list[dict]:
     base = r._asdict()
     return [{**base, "clip_id": first + j, "clip_index": j, "start_s": float(s),
@@ -136,81 +116,59 @@ def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
     """
     t0 = time.perf_counter()
     out = Path(out)
-    work = work_dir(out)
-    videos, problems, dataset = load_sources(work)
-    if cfg is None:
-        cfg = read_data_config(out)
-    check_data_config(out, cfg)
-    encoded = cfg.frame_codec != "raw"
-    writer = shards.ShardWriter(out) if encoded else None
+    work = WorkDir(out, cfg)
+    videos, problems, dataset = work.sources()
+    cfg = work.cfg
 
-    # pass 1: which videos have clips, how many (encoded: move leftover work items to shards)
+    # pass 1: which videos have clips, how many (encoded: leftover work items go to the shards)
     counts: dict[str, int] = {}
-    skipped = [problems[["path", "reason", "detail"]]]
     skip_rows = []
     for r in videos.itertuples():
-        if encoded and absorb(work, writer, r.video_id):
-            counts[r.video_id] = int(writer.records[r.video_id].header["n_clips"])
-            continue
-        k = None if encoded else n_clips(work, r.video_id)
+        k = work.n_clips(r.video_id)
         if k is not None:
             counts[r.video_id] = k
-            continue
-        item = load_work_item(work, r.video_id)
-        if item is None:
-            item = {"reason": "pending", "detail": "not processed yet: re-run preprocess"}
-        skip_rows.append({"path": r.path, "reason": item["reason"], "detail": item["detail"]})
-    skipped.append(pd.DataFrame(skip_rows, columns=["path", "reason", "detail"]))
-    skipped_df = pd.concat(skipped, ignore_index=True).astype(str)
+        else:
+            skip_rows.append({"path": r.path, **work.skip(r.video_id)})
+    skipped_df = pd.concat([problems[["path", "reason", "detail"]],
+                            pd.DataFrame(skip_rows, columns=["path", "reason", "detail"])],
+                           ignore_index=True).astype(str)
     n = sum(counts.values())
 
     # pass 2: fill the arrays (temporary names, renamed at the end)
     T, H, M, S = cfg.n_frames, cfg.image_size, cfg.n_mels, cfg.mel_frames
-    tmp: dict[str, Path] = {"mels.npy": out / ".mels.npy.tmp"}
+    frames_name = frames_file(cfg)
+    tmp = {name: out / f".{name}.tmp"
+           for name in (frames_name, "mels.npy", "manifest.parquet", "skipped.csv")}
     mels = np.lib.format.open_memmap(tmp["mels.npy"], mode="w+", dtype=np.float16,
                                      shape=(n, M, S))
-    if encoded:
-        tmp["frames_index.npy"] = out / ".frames_index.npy.tmp"
-        index = np.zeros((n, T, 3), dtype=np.int64)
-    else:
-        tmp["frames.npy"] = out / ".frames.npy.tmp"
-        frames = np.lib.format.open_memmap(tmp["frames.npy"], mode="w+", dtype=np.uint8,
+    if frames_name == "frames.npy":
+        frames = np.lib.format.open_memmap(tmp[frames_name], mode="w+", dtype=np.uint8,
                                            shape=(n, T, 3, H, H))
+    else:
+        frames = np.zeros((n, T, 3), dtype=np.int64)
+    want = {"mels": (M, S), "frames": (T, 3, H, H), "index": (T, 3)}
     rows, i = [], 0
     for r in videos.itertuples(index=False):
         k = counts.get(r.video_id, 0)
         if not k:
             continue
-        if encoded:
-            rec = writer.records[r.video_id]
-            if tuple(rec.header["mels"][1:]) != (M, S) or len(rec.header["sizes"]) != k * T:
-                raise ValueError(f"the shard record of video {r.video_id} has mels "
-                                 f"{rec.header['mels']} and {len(rec.header['sizes'])} frames, "
-                                 f"not what {out / 'data_config.json'} says")
-            mels[i:i + k] = shards.read_mels(out, rec)
-            index[i:i + k, :, 0] = rec.shard
-            index[i:i + k, :, 1] = rec.frame_offsets().reshape(k, T)
-            index[i:i + k, :, 2] = np.asarray(rec.header["sizes"]).reshape(k, T)
-            starts = np.asarray(rec.header["starts"])
-        else:
-            item = load_work_item(work, r.video_id)
-            if item["frames"].shape[1:] != (T, 3, H, H) or item["mels"].shape[1:] != (M, S):
-                raise ValueError(f"{item_path(work, r.video_id)} has shapes "
-                                 f"{item['frames'].shape}, {item['mels'].shape}, not what "
-                                 f"{out / 'data_config.json'} says")
-            frames[i:i + k] = item["frames"]
-            mels[i:i + k] = item["mels"]
-            starts = item["starts"]
-        rows.extend(_clip_rows(r, starts, i, cfg))
+        got = work.clips(r.video_id)
+        bad = {key: a.shape for key, a in got.items() if key in want and a.shape[1:] != want[key]}
+        if bad:
+            raise ValueError(f"video {r.video_id} in {work.path} has shapes {bad}, not what "
+                             f"{out / 'data_config.json'} says")
+        mels[i:i + k] = got["mels"]
+        frames[i:i + k] = got["frames" if "frames" in got else "index"]
+        rows.extend(_clip_rows(r, got["starts"], i, cfg))
         i += k
     mels.flush()
     del mels
-    if encoded:
-        with open(tmp["frames_index.npy"], "wb") as f:
-            np.save(f, index)
-    else:
+    if frames_name == "frames.npy":
         frames.flush()
-        del frames
+    else:
+        with open(tmp[frames_name], "wb") as f:
+            np.save(f, frames)
+    del frames
     cols = ["clip_id", "video_id"] + [c for c in videos.columns if c != "video_id"] + \
         ["clip_index", "start_s", "clip_label", "method_idx"]
     manifest = pd.DataFrame(rows, columns=cols)
@@ -218,14 +176,10 @@ def pack(out: str | Path, cfg: DataConfig | None = None) -> StoreSummary:
               "audio_fake"):
         manifest[c] = manifest[c].astype("int64")
     manifest["start_s"] = manifest["start_s"].astype("float64")
-    tmp["manifest.parquet"] = out / ".manifest.parquet.tmp"
-    tmp["skipped.csv"] = out / ".skipped.csv.tmp"
     manifest.to_parquet(tmp["manifest.parquet"], index=False)
     skipped_df.to_csv(tmp["skipped.csv"], index=False)
-    for name in ("frames.npy", "frames_index.npy", "mels.npy", "manifest.parquet",
-                 "skipped.csv"):
-        if name in tmp:
-            os.replace(tmp[name], out / name)
+    for name, path in tmp.items():
+        os.replace(path, out / name)
     by_reason = skipped_df["reason"].value_counts().to_dict() if len(skipped_df) else {}
     return StoreSummary(path=str(out), dataset=dataset, videos=len(videos),
                         videos_ok=len(counts), clips=n,

@@ -1,8 +1,14 @@
 """The ``STORE/_work/`` folder: per-video results of preprocessing, and the store's config guard.
 
-This is the only module that reads or writes ``_work/``: :mod:`~amdd_kit.data.preprocess`
-(which fills it) and :mod:`~amdd_kit.data.store` (which packs it) both call it, and neither
-imports the other for it::
+The write path of a store runs one way, each module calling only the ones below it::
+
+    preprocess  (the driver)  ->  workdir  ->  shards
+    preprocess  -> store.pack ->  workdir  ->  shards
+
+This is the only module that reads or writes ``_work/``. Workers call :func:`save_work_item` and
+:func:`save_skip`; the one process that drives them (or packs the store) opens a
+:class:`WorkDir`, which also moves finished encoded videos into the shards
+(:mod:`~amdd_kit.data.shards`)::
 
     _work/videos.parquet    the adapter manifest + video_id (what the store should hold)
     _work/problems.csv      the adapter's problem rows (path, reason, detail)
@@ -13,8 +19,8 @@ imports the other for it::
     _work/<vid>.skip.json   a video without clips: {"reason", "detail"}
 
 Every file is written to a temporary name and renamed into place (atomic). With an encoded
-codec, ``<vid>.npz`` only lives until its record is appended to a shard
-(:mod:`~amdd_kit.data.shards`): then it is deleted.
+codec, ``<vid>.npz`` only lives until :meth:`WorkDir.settle` has appended it to a shard as one
+record: then it is deleted.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
+from . import shards
 
 #: DataConfig fields added after stores were first written, with the value that reproduces the
 #: older stores: a ``data_config.json`` without the field is read as having this value.
@@ -75,7 +82,11 @@ def _alive(pid: int) -> bool:
 
 def read_data_config(out: str | Path) -> DataConfig:
     """The :class:`DataConfig` of ``out/data_config.json`` (legacy fields filled in)."""
-    d = json.loads((Path(out) / "data_config.json").read_text())
+    path = Path(out) / "data_config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {out} is not a clip store yet; run "
+                                "preprocess_dataset (or `amdd-kit preprocess`) first")
+    d = json.loads(path.read_text())
     return DataConfig(**{**LEGACY_DEFAULTS, **d})
 
 
@@ -96,39 +107,12 @@ def check_data_config(out: Path, cfg: DataConfig) -> None:
         atomic_write_bytes(path, (json.dumps(want, indent=2, sort_keys=True) + "\n").encode())
 
 
-def save_sources(work: Path, videos: pd.DataFrame, problems: pd.DataFrame, dataset: str,
-                 root: str | Path) -> None:
-    """Record what the store should hold: ``videos.parquet`` (the adapter manifest with a
-    ``video_id`` column), ``problems.csv`` (the adapter's refused rows) and ``source.json``."""
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    tmp = work / f".videos.parquet.{os.getpid()}.tmp"
-    videos.to_parquet(tmp, index=False)
-    os.replace(tmp, work / "videos.parquet")
-    atomic_write_bytes(work / "problems.csv", problems.to_csv(index=False).encode())
-    atomic_write_bytes(work / "source.json",
-                       json.dumps({"dataset": dataset, "root": str(root)}).encode())
-
-
-def load_sources(work: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """``(videos, problems, dataset)`` as :func:`save_sources` wrote them.
-
-    Raises ``FileNotFoundError`` when preprocessing never started in this store."""
-    work = Path(work)
-    if not (work / "videos.parquet").exists():
-        raise FileNotFoundError(f"{work / 'videos.parquet'} not found: run preprocess_dataset "
-                                "(or `amdd-kit preprocess`) first")
-    videos = pd.read_parquet(work / "videos.parquet")
-    problems = pd.read_csv(work / "problems.csv", dtype=str, keep_default_na=False) \
-        if (work / "problems.csv").exists() else pd.DataFrame(columns=["path", "reason", "detail"])
-    dataset = json.loads((work / "source.json").read_text())["dataset"] \
-        if (work / "source.json").exists() else ""
-    return videos, problems, dataset
-
-
-def item_path(work: Path, vid: str) -> Path:
-    """``work/<vid>.npz``, the finished work item of video ``vid`` (it may not exist)."""
+def _item(work: Path, vid: str) -> Path:
     return Path(work) / f"{vid}.npz"
+
+
+def _skip(work: Path, vid: str) -> Path:
+    return Path(work) / f"{vid}.skip.json"
 
 
 def save_work_item(work: Path, vid: str, frames: np.ndarray | None, mels: np.ndarray,
@@ -146,71 +130,124 @@ def save_work_item(work: Path, vid: str, frames: np.ndarray | None, mels: np.nda
     else:
         arrays["frames"] = frames
     np.savez(tmp, **arrays)
-    dest = item_path(work, vid)
+    dest = _item(work, vid)
     os.replace(tmp, dest)
     return dest
 
 
-def drop_work_item(work: Path, vid: str) -> None:
-    """Delete ``work/<vid>.npz`` (once its frames live in a shard); no error when absent."""
-    item_path(work, vid).unlink(missing_ok=True)
-
-
 def save_skip(work: Path, vid: str, reason: str, detail: str) -> None:
     """Atomically write ``work/<vid>.skip.json``."""
-    atomic_write_bytes(Path(work) / f"{vid}.skip.json",
-                       json.dumps({"reason": reason, "detail": detail}).encode())
+    atomic_write_bytes(_skip(work, vid), json.dumps({"reason": reason, "detail": detail}).encode())
 
 
-def load_work_item(work: Path, vid: str) -> dict[str, Any] | None:
-    """One finished work item, or None.
+class WorkDir:
+    """The ``_work/`` folder of the store at ``out``, opened by the one process that fills or
+    packs it (workers only call :func:`save_work_item` and :func:`save_skip`).
 
-    Returns ``{"frames" | "frames_enc", "mels", "starts", "info"}`` for a video with clips
-    (``frames_enc``: list of ``K*T`` encoded frames), or the skip dict ``{"reason", "detail"}``.
+    Opening it checks ``out/data_config.json`` against ``cfg`` (writing it for a new store;
+    ``cfg=None`` reads it) and, with an encoded ``frame_codec``, opens the store's shards
+    (:class:`~.shards.ShardWriter`, which cuts off a torn tail). Attributes: ``out``, ``path`` (``out/_work``), ``cfg``,
+    ``shards`` (the writer, or None for raw frames).
     """
-    npz = item_path(work, vid)
-    if npz.exists():
-        with np.load(npz) as z:
-            item: dict[str, Any] = {"mels": z["mels"], "starts": z["starts"],
-                                    "info": json.loads(str(z["info"]))}
-            if "frames_enc" in z.files:
-                buf, sizes = z["frames_enc"].tobytes(), z["frame_sizes"]
-                ends = np.cumsum(sizes)
-                item["frames_enc"] = [buf[e - s:e] for s, e in zip(sizes, ends)]
-            else:
-                item["frames"] = z["frames"]
-        return item
-    skip = Path(work) / f"{vid}.skip.json"
-    if skip.exists():
-        return json.loads(skip.read_text())
-    return None
 
+    def __init__(self, out: str | Path, cfg: DataConfig | None = None):
+        self.out, self.path = Path(out), work_dir(out)
+        self.cfg = read_data_config(out) if cfg is None else cfg
+        check_data_config(self.out, self.cfg)
+        self.shards = shards.ShardWriter(self.out) if self.cfg.frame_codec != "raw" else None
 
-def n_clips(work: Path, vid: str) -> int | None:
-    """Clips in ``work/<vid>.npz`` (None when there is no such file)."""
-    npz = item_path(work, vid)
-    if not npz.exists():
-        return None
-    with np.load(npz) as z:
-        return int(z["starts"].shape[0])
+    def save_sources(self, videos: pd.DataFrame, problems: pd.DataFrame, dataset: str,
+                     root: str | Path) -> None:
+        """Record what the store should hold: ``videos.parquet`` (the adapter manifest with a
+        ``video_id`` column), ``problems.csv`` (the adapter's refused rows), ``source.json``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".videos.parquet.{os.getpid()}.tmp"
+        videos.to_parquet(tmp, index=False)
+        os.replace(tmp, self.path / "videos.parquet")
+        atomic_write_bytes(self.path / "problems.csv", problems.to_csv(index=False).encode())
+        atomic_write_bytes(self.path / "source.json",
+                           json.dumps({"dataset": dataset, "root": str(root)}).encode())
 
+    def sources(self) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+        """``(videos, problems, dataset)`` as :meth:`save_sources` wrote them.
 
-def is_done(work: Path, vid: str, packed: set[str] | dict | None = None) -> bool:
-    """Whether video ``vid`` needs no more processing: a finished work item, a record in the
-    shards (``packed``), or a final skip (skips with reason ``error`` are retried)."""
-    if packed is not None and vid in packed:
-        return True
-    if item_path(work, vid).exists():
-        return True
-    skip = Path(work) / f"{vid}.skip.json"
-    if skip.exists():
-        try:
-            return json.loads(skip.read_text()).get("reason") != "error"
-        except (json.JSONDecodeError, OSError):
+        Raises ``FileNotFoundError`` when preprocessing never started in this store."""
+        work = self.path
+        if not (work / "videos.parquet").exists():
+            raise FileNotFoundError(f"{work / 'videos.parquet'} not found: run preprocess_dataset "
+                                    "(or `amdd-kit preprocess`) first")
+        videos = pd.read_parquet(work / "videos.parquet")
+        problems = pd.read_csv(work / "problems.csv", dtype=str, keep_default_na=False) \
+            if (work / "problems.csv").exists() \
+            else pd.DataFrame(columns=["path", "reason", "detail"])
+        dataset = json.loads((work / "source.json").read_text())["dataset"] \
+            if (work / "source.json").exists() else ""
+        return videos, problems, dataset
+
+    def is_done(self, vid: str) -> bool:
+        """Whether video ``vid`` needs no more processing: a finished work item, a record in the
+        shards, or a final skip (skips with reason ``error`` are retried)."""
+        if (self.shards is not None and vid in self.shards) or _item(self.path, vid).exists():
+            return True
+        skip = _skip(self.path, vid)
+        if skip.exists():
+            try:
+                return json.loads(skip.read_text()).get("reason") != "error"
+            except (json.JSONDecodeError, OSError):
+                return False
+        return False
+
+    def settle(self, vid: str) -> bool:
+        """Encoded codec: move the finished work item ``<vid>.npz`` into the shards (one record),
+        then delete it; raw: nothing to do. Returns whether the video is in the shards.
+
+        Safe at every point against ``kill -9``: the record is complete on disk (fsync) before
+        the work item goes; a torn record is cut off by the next ``ShardWriter``, and a video
+        found in both places is taken from the shard."""
+        if self.shards is None:
             return False
-    return False
+        item = _item(self.path, vid)
+        if vid not in self.shards:
+            if not item.exists():
+                return False
+            with np.load(item) as z:
+                if "frames_enc" not in z.files:
+                    raise ValueError(f"{item} holds raw frames, but the store uses an encoded "
+                                     "frame codec")
+                buf, ends = z["frames_enc"].tobytes(), np.cumsum(z["frame_sizes"])
+                self.shards.append(vid, [buf[b:e] for b, e in zip(ends - z["frame_sizes"], ends)],
+                                   z["mels"], z["starts"], json.loads(str(z["info"])))
+        item.unlink(missing_ok=True)
+        return True
+
+    def n_clips(self, vid: str) -> int | None:
+        """Clips of a finished video (None when it has none yet, or was skipped); an encoded
+        video is settled into the shards first."""
+        if self.settle(vid):
+            return int(self.shards.records[vid].header["n_clips"])
+        item = _item(self.path, vid)
+        if self.shards is not None or not item.exists():
+            return None
+        with np.load(item) as z:
+            return int(z["starts"].shape[0])
+
+    def skip(self, vid: str) -> dict[str, str]:
+        """The skip record ``{"reason", "detail"}`` of a video without clips (reason ``pending``
+        when it has no result yet)."""
+        skip = _skip(self.path, vid)
+        if skip.exists():
+            return json.loads(skip.read_text())
+        return {"reason": "pending", "detail": "not processed yet: re-run preprocess"}
+
+    def clips(self, vid: str) -> dict[str, np.ndarray]:
+        """The clips of a finished video: ``mels`` float16 ``[K,n_mels,S]``, ``starts`` ``[K]``
+        and either ``frames`` uint8 ``[K,T,3,H,W]`` (raw) or ``index`` int64 ``[K,T,3]``
+        (encoded: shard, byte offset, size of each frame in the shards)."""
+        if self.shards is None:
+            with np.load(_item(self.path, vid)) as z:
+                return {"mels": z["mels"], "starts": z["starts"], "frames": z["frames"]}
+        return shards.read_clips(self.out, self.shards.records[vid])
 
 
-__all__ = ["LEGACY_DEFAULTS", "work_dir", "atomic_write_bytes", "read_data_config",
-           "check_data_config", "save_sources", "load_sources", "item_path", "save_work_item",
-           "drop_work_item", "save_skip", "load_work_item", "n_clips", "is_done"]
+__all__ = ["LEGACY_DEFAULTS", "work_dir", "atomic_write_bytes", "remove_stale_temporaries",
+           "read_data_config", "check_data_config", "save_work_item", "save_skip", "WorkDir"]
