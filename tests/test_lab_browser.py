@@ -74,7 +74,7 @@ def _store_frames(series) -> int:
 
 def _colour_groups(run: Path) -> dict[str, int]:
     """The explorer's colour options for the run's embeddings: groups, 0 for a scale."""
-    from amdd_kit.ui.explorer import COLOR_BY, COLOR_SCALES, correctness
+    from amdd_kit.ui.embedding_map import COLOR_BY, COLOR_SCALES, correctness
     df = pd.read_parquet(run / "embeddings.parquet")
     df["correctness"] = correctness(df)
     out = {c: int(df[c].astype(str).nunique()) for c in COLOR_BY if c in df}

@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.io as pio
 import pytest
 
-from amdd_kit import viz
+from amdd_kit import geometry, viz
+from amdd_kit.config import METHODS
 from amdd_kit.ui import explorer as Wd
 
 
@@ -120,9 +121,9 @@ def test_explorer_redraws_when_dropdowns_are_set_in_code_and_shows_clicked_clip(
 
     def fake_umap(X, seed=0, n_neighbors=15):
         calls.append(X.shape)
-        return Wd.geometry.Map2D(rng.normal(size=(len(X), 2)).astype(np.float32), X)
+        return geometry.Map2D(rng.normal(size=(len(X), 2)).astype(np.float32), X)
 
-    monkeypatch.setattr(Wd.geometry, "umap_map", fake_umap)
+    monkeypatch.setattr(geometry, "umap_map", fake_umap)
     ex = Wd.EmbeddingExplorer(df, store=FakeStore(df), coords={"shared": rng.normal(size=(24, 2))})
     assert calls == []                                      # precomputed map reused
     assert [t.name for t in ex.visible_traces()] == ["real", "rtvc", "fsgan", "wav2lip"]
@@ -397,7 +398,7 @@ def test_a_students_video_is_placed_predicted_timed_and_explained(live_explorer,
     assert len(table) == 3 and list(table.window) == [0, 1, 2]
     assert np.allclose(table.start_s, [0, 0.64, 1.28])
     assert ((table.p_fake >= 0) & (table.p_fake <= 1)).all()
-    assert table.pred_method.isin(Wd.METHODS).all()
+    assert table.pred_method.isin(METHODS).all()
     # the windows are stars on the map, placed among their nearest clips of the map
     star = ex.fig.data[ex.n_traces]
     assert star.visible and len(star.x) == 3 and star.marker.symbol == "star"
