@@ -1,4 +1,5 @@
-"""Open-set scores and metrics (amdd_kit.openset) on synthetic embeddings with a known answer."""
+"""Open-set scores, metrics and protocols (amdd_kit.openset_scores, .openset, .openset_eval,
+metrics.open_set_metrics) on synthetic embeddings with a known answer."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,10 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.neighbors import NearestNeighbors
 
 from amdd_kit.config import METHODS
-from amdd_kit.openset import (SCORES, fit_open_set, load_open_set, open_set_metrics,
-                              protocol_table, class_removal_table, open_set_block)
+from amdd_kit.metrics import open_set_metrics
+from amdd_kit.openset import load_open_set, save_open_set
+from amdd_kit.openset_eval import class_removal_table, open_set_block, protocol_table
+from amdd_kit.openset_scores import SCORES, fit_open_set
 
 C, D = len(METHODS), 16
 
@@ -141,7 +144,7 @@ def test_add_columns_names_unknowns(data):
 def test_save_load_round_trip(tmp_path, data):
     train, valid, test, _ = data
     os_ = fit_open_set(train, valid, recommended="knn")
-    os_.save(tmp_path)
+    save_open_set(os_, tmp_path)
     meta = json.loads((tmp_path / "open_set.json").read_text())
     assert meta["recommended"] == "knn" and meta["threshold"] == os_.thresholds["knn"]
     back = load_open_set(tmp_path)
@@ -174,7 +177,7 @@ def test_missing_logits_is_a_clear_error(data):
 
 
 def test_cluster_geometry_measures_what_the_centroid_score_rests_on(data):
-    from amdd_kit.openset import centroid_report, cluster_table
+    from amdd_kit.openset_eval import centroid_report, cluster_table
     train, valid, test, unk = data
     os_ = fit_open_set(train, valid)
     ct = cluster_table(os_)
