@@ -229,8 +229,7 @@ def open_set_metrics(score, unknown, pred=None, label=None, threshold: float | N
     if pred is not None and label is not None:
         lab = np.where(unknown, -1, np.asarray(label, dtype=np.int64))
         pr = np.asarray(pred, dtype=np.int64)
-        out["closed_set_accuracy"] = float((pr == lab)[~unknown].mean()) if (~unknown).any() \
-            else nan
+        out["closed_set_accuracy"] = attribution_accuracy(lab, pr)   # unknown clips: lab -1
         out["oscr"] = float(oscr_score(st, torch.tensor(pr), torch.tensor(lab))) \
             if both else nan
     if threshold is not None:
