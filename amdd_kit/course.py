@@ -143,7 +143,8 @@ def build(out: str | Path | None = None, notebooks: Sequence[str] | None = None,
             dist = work / "dist"
             zips = sorted((dist / "autograder").glob("*.zip"))
             if len(zips) != 1:
-                raise RuntimeError(f"otter assign wrote {len(zips)} autograder zips for {master.name}")
+                raise RuntimeError(f"otter assign wrote {len(zips)} autograder zips for "
+                                   f"{master.name}")
             files = {"student": out / "student" / master.name,
                      "instructor": out / "instructor" / master.name,
                      "autograder": out / "autograder" / f"{master.stem}.zip"}

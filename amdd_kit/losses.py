@@ -280,7 +280,8 @@ def cad_distill(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 
 def cad_feature_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Optional CAD feature distillation: batch mean of ``1 - cos(student, sg(teacher))``, ``[B,d]``."""
+    """Optional CAD feature distillation: batch mean of ``1 - cos(student, sg(teacher))`` over
+    ``[B,d]`` features."""
     return (1.0 - F.cosine_similarity(_plain(student).float(),
                                       _plain(teacher).detach().float(), dim=-1)).mean()
 

@@ -37,8 +37,8 @@ __all__ = ["protocol_table", "class_removal_table", "open_set_block", "cluster_t
 # -- the protocols ------------------------------------------------------------------------------
 def protocol_table(os_: OpenSet, known: pd.DataFrame, unknown: pd.DataFrame,
                    scores: Sequence[str] = SCORES) -> pd.DataFrame:
-    """One row per score: :func:`open_set_metrics` of ``known`` clips (rows of a known class)
-    against ``unknown`` clips, at the fitted thresholds. Index = score name."""
+    """One row per score: :func:`~amdd_kit.metrics.open_set_metrics` of ``known`` clips (rows of a
+    known class) against ``unknown`` clips, at the fitted thresholds. Index = score name."""
     known = known[known["method_idx"].astype(int).isin(os_.classes)]
     both = pd.concat([known, unknown], ignore_index=True)
     sc = os_.scores(both)
