@@ -86,6 +86,16 @@ def test_exercises_are_not_in_the_series():
     assert course.exercise_notebooks() == MASTERS
 
 
+def test_instructor_tools_and_notebook_helpers_live_apart():
+    """``course`` builds and grades (what an instructor runs), ``lab`` is what an exercise
+    notebook calls; neither re-exports the other's names."""
+    from amdd_kit import lab
+    for name in ("build", "grade", "exercise_notebooks", "LabBuild"):
+        assert getattr(course, name).__module__ == "amdd_kit.course" and not hasattr(lab, name)
+    for name in ("grader", "messy_fakeavceleb", "silence_tables"):
+        assert getattr(lab, name).__module__ == "amdd_kit.lab" and not hasattr(course, name)
+
+
 @pytest.mark.parametrize("nb", MASTERS, ids=lambda p: p.name)
 def test_exercise_hygiene(nb):
     data = json.loads(nb.read_text())

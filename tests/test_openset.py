@@ -239,3 +239,29 @@ def test_open_set_figures(data):
     assert fig.data[1].name == "centroid (recommended)"
     fig = viz.distance_boxes({"k": [0.1, 0.2], "u": [0.5]}, threshold=0.3, half_gap=0.45)
     assert len(fig.data) == 2 and sorted(sh.y0 for sh in fig.layout.shapes) == [0.3, 0.45]
+
+
+def test_open_set_modules_define_what_they_export():
+    """The open set lives in three rooms, each defining what it exports (no re-exports): the
+    scores (openset_scores), a run's open set (openset) and the protocols (openset_eval); the
+    metrics they report are metrics.open_set_metrics, written once."""
+    import importlib
+    import inspect
+
+    from amdd_kit import metrics, openset, openset_eval, openset_scores
+
+    owners = {"OpenSet": openset_scores, "fit_open_set": openset_scores,
+              "recommended_score": openset_scores, "load_or_fit_open_set": openset,
+              "save_open_set": openset, "heldout_clips": openset,
+              "protocol_table": openset_eval, "open_set_block": openset_eval,
+              "cluster_table": openset_eval, "open_set_metrics": metrics}
+    for name, mod in owners.items():
+        assert getattr(mod, name).__module__ == mod.__name__, name
+    for name in ("openset", "openset_scores", "openset_eval"):
+        mod = importlib.import_module(f"amdd_kit.{name}")
+        for public in mod.__all__:
+            obj = getattr(mod, public)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                assert obj.__module__ == mod.__name__, f"{name} re-exports {public}"
+        assert not hasattr(mod, "open_set_metrics") or name == "openset_eval"
+    assert not hasattr(openset_scores.OpenSet, "save")    # keeping it is amdd_kit.openset's job
