@@ -169,10 +169,10 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_lab(a: argparse.Namespace) -> int:
-    from . import lab
+    from . import course
     if a.step == "build":
         try:
-            built = lab.build(a.out, notebooks=a.notebooks or None, run_tests=a.run_tests)
+            built = course.build(a.out, notebooks=a.notebooks or None, run_tests=a.run_tests)
         except RuntimeError as e:
             print(f"amdd-kit: lab build: {e}", file=sys.stderr)
             return 1
@@ -183,8 +183,8 @@ def cmd_lab(a: argparse.Namespace) -> int:
     if a.step == "grade":
         params = {name: _yaml_value(value) for name, value in a.p or ()}
         out = Path(a.out) if a.out else None
-        table = lab.grade(a.submissions, build_dir=a.build, out=out, params=params,
-                          kernel=a.kernel, timeout=a.timeout, jobs=a.jobs)
+        table = course.grade(a.submissions, build_dir=a.build, out=out, params=params,
+                             kernel=a.kernel, timeout=a.timeout, jobs=a.jobs)
         print(table.drop(columns="error").to_string(index=False))
         for r in table[table["error"] != ""].itertuples():
             print(f"not graded: {r.submission}: {r.error}", file=sys.stderr)

@@ -19,11 +19,11 @@ Protocols
 * **Unseen generators within FakeAVCeleb** -- methods listed in
   ``cfg.train.holdout_methods`` are kept out of train/valid and land in the test split;
   :func:`unseen_generator_report` shows how they are scored.
-* **Open set** -- can the model say "none of the generators I know"? :mod:`amdd_kit.openset`
-  scores every clip for rejection (maximum softmax, energy, distance to the nearest training
-  centroid, k-nearest-neighbour distance), sets each threshold on validation clips of known
-  generators, and measures the held-out sets' fakes (and the held-out methods' clips) against
-  the known test clips.
+* **Open set** -- can the model say "none of the generators I know"?
+  :mod:`amdd_kit.openset_scores` scores every clip for rejection (maximum softmax, energy,
+  distance to the nearest training centroid, k-nearest-neighbour distance), sets each threshold
+  on validation clips of known generators, and :mod:`amdd_kit.openset_eval` measures the
+  held-out sets' fakes (and the held-out methods' clips) against the known test clips.
 
 Outputs (in ``out``, by default the run dir): ``metrics.json`` (merged with what the trainer
 wrote; cross-dataset blocks under ``cross_dataset``; the split's clip counts and the fakes left
@@ -185,10 +185,11 @@ def open_set_report(run_dir: Path, store, run: tuple, test_df: pd.DataFrame,
                     cross_df: pd.DataFrame | None, holdout: Sequence[str], out: Path
                     ) -> dict[str, Any]:
     """Fit (or load) the open set of a run, save it in ``out`` and return the ``open_set`` block
-    of ``metrics.json`` (:func:`amdd_kit.openset.open_set_block`). Known clips: the test clips
-    of trained generators; unknown: each held-out set's fakes (window label 1; its reals are
-    counted apart) and the clips of each held-out method."""
-    from .openset import load_or_fit_open_set, open_set_block
+    of ``metrics.json`` (:func:`amdd_kit.openset_eval.open_set_block`). Known clips: the test
+    clips of trained generators; unknown: each held-out set's fakes (window label 1; its reals
+    are counted apart) and the clips of each held-out method."""
+    from .openset import load_or_fit_open_set, save_open_set
+    from .openset_eval import open_set_block
 
     try:
         os_ = load_or_fit_open_set(run_dir, store=store, run=run, save=out == run_dir)
@@ -196,7 +197,7 @@ def open_set_report(run_dir: Path, store, run: tuple, test_df: pd.DataFrame,
         log.warning("open set of %s not fitted: %s", run_dir, e)
         return {"error": f"{type(e).__name__}: {e}"}
     if out != run_dir:
-        os_.save(out)
+        save_open_set(os_, out)
     cross, cross_known = {}, {}
     if cross_df is not None:
         for name, g in cross_df.groupby("eval_set", sort=False):

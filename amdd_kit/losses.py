@@ -23,12 +23,9 @@ in the batch.
   modality's trace; and the two traces must agree with the generator the fused head names:
   ``q(c) ∝ softmax(g^v)_{v(c)} softmax(g^a)_{a(c)}`` (the generators consistent with both
   fingerprints), ``L_agree = 1/2 [KL(q || p) + KL(p || q)]``, ``p = softmax(attr_logits)``.
-  ``L_cmffc = L_id + L_agree``. Why not "visual centroid = audio centroid" per class (the first
-  reading)? Constant fingerprints ``f^v = f^a = u`` satisfy it exactly, and on FakeAVCeleb it is
-  ill posed: real, faceswap and fsgan share the real audio, so their audio fingerprints cannot
-  differ, and chaining "visual centroid = audio centroid" over classes pulls every class to
-  one point. Here a collapse scores ``L_id >= H(v) + H(a)`` (the label entropies), and an
-  untouched modality has a well-defined target (``none``).
+  ``L_cmffc = L_id + L_agree``. Collapsed fingerprints (``f^v = f^a = u``) pay at least
+  ``H(v) + H(a)`` (the trace labels' entropies) in ``L_id``, and a modality the generator left
+  untouched has a well-defined target (``none``): real, faceswap and fsgan share the real audio.
 * Eq. 5 centroid regularisation of the shared embedding ``e_i`` (L2-normalised):
   ``L_cent = mean_i ||e_i - mu_{m_i}||^2 + mean_{c<c'} max(0, margin - ||mu_c - mu_c'||)``.
 * Eq. 6 total: ``L = w_det L_det + w_attr L_attr + w_con L_con + w_cmffc L_cmffc
@@ -77,16 +74,13 @@ def _zero(*tensors: torch.Tensor) -> torch.Tensor:
     return sum(t.float().sum() for t in tensors) * 0.0
 
 
-def _class_means(x: torch.Tensor, classes: torch.Tensor):
-    """Per-class means of rows of ``x [n,d]``: ``(mu [K,d], inv [n], onehot [n,K], counts [K])``.
-
-    ``inv`` maps each row to its class's row in ``mu`` (classes in sorted order).
-    """
+def _class_means(x: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class means of rows of ``x [n,d]``: ``(mu [K,d], inv [n])``; ``inv`` maps each row to
+    its class's row in ``mu`` (classes in sorted order)."""
     _, inv = torch.unique(classes, return_inverse=True)
     onehot = F.one_hot(inv).to(x.dtype)                     # [n,K]
-    counts = onehot.sum(dim=0)                              # [K]
-    mu = onehot.t() @ x / counts[:, None]                   # [K,d]
-    return mu, inv, onehot, counts
+    mu = onehot.t() @ x / onehot.sum(dim=0)[:, None]        # [K,d]
+    return mu, inv
 
 
 def _two_class_log_probs(logit: torch.Tensor) -> torch.Tensor:
@@ -232,7 +226,7 @@ def centroid_loss(emb: torch.Tensor, classes: torch.Tensor, margin: float = 1.0,
     if not bool(valid.any()):
         return _zero(emb)
     e = F.normalize(emb[valid].float(), dim=-1)
-    mu, inv, _, _ = _class_means(e, classes[valid])
+    mu, inv = _class_means(e, classes[valid])
     pull = (e - mu[inv]).pow(2).sum(dim=-1).mean()
     K = mu.shape[0]
     if K < 2:
@@ -286,7 +280,8 @@ def cad_distill(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 
 def cad_feature_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Optional CAD feature distillation: batch mean of ``1 - cos(student, sg(teacher))``, ``[B,d]``."""
+    """Optional CAD feature distillation: batch mean of ``1 - cos(student, sg(teacher))`` over
+    ``[B,d]`` features."""
     return (1.0 - F.cosine_similarity(_plain(student).float(),
                                       _plain(teacher).detach().float(), dim=-1)).mean()
 
@@ -429,9 +424,9 @@ def _reduce_total(vec: torch.Tensor, batch_total: torch.Tensor, total: torch.Ten
 def build_loss(cfg: Config, alpha: float | None = None) -> AMDDLoss:
     """The loss for ``cfg`` (AMDD or CAD terms by ``cfg.model.arch``).
 
-    ``alpha``: the focal weight of the fake class, computed by the
-    trainer from the training split (fraction of real clips: class-balanced). ``None`` falls
-    back to ``cfg.loss.focal_alpha`` (itself ``None``: no class weighting).
+    ``alpha``: the focal weight of the fake class, computed by the trainer from the training
+    split (fraction of real clips: class-balanced). ``None`` falls back to
+    ``cfg.loss.focal_alpha`` (itself ``None``: no class weighting).
     """
     if alpha is not None and not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"focal alpha must be in [0, 1], got {alpha}")

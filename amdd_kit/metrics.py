@@ -19,6 +19,9 @@ Attribution is reported with its baselines, so a number can be read honestly:
 
 ``detection_recall`` is *detection*: per generator, the fraction of its clips the real/fake
 decision got right (reals called real, fakes called fake).
+
+``open_set_metrics`` scores a rejection score over known and unknown clips (AUROC, FPR at 95 %
+TPR, OSCR from ``pytorch-ood``; the protocols that call it: :mod:`amdd_kit.openset_eval`).
 """
 from __future__ import annotations
 
@@ -191,6 +194,53 @@ def summarise(df: pd.DataFrame, holdout_methods: tuple[str, ...] = ()) -> dict:
         "detection_recall": detection_recall(df),
         "n_test": int(len(df)),
     }
+
+
+# -- open set: known clips against clips of unseen generators --------------------------------
+def unknown_mask(n_known: int, n_unknown: int) -> np.ndarray:
+    """``[n_known + n_unknown]`` bool, the known clips first."""
+    return np.r_[np.zeros(n_known, bool), np.ones(n_unknown, bool)]
+
+
+def open_set_metrics(score, unknown, pred=None, label=None, threshold: float | None = None,
+                     tpr: float = 0.95) -> dict[str, float]:
+    """Open-set metrics of one score over known and unknown clips.
+
+    ``score [N]`` (higher = more likely unknown), ``unknown [N]`` bool; ``pred``, ``label`` ``[N]``
+    class indices (those of unknown clips are ignored) for ``oscr`` and ``open_set_accuracy``;
+    ``threshold`` (a clip is rejected when ``score > threshold``) for ``known_kept``,
+    ``unknown_rejected`` and ``open_set_accuracy``. Returns ``auroc``, ``fpr_at_95tpr`` (the key
+    names ``tpr``; NaN without both kinds of clips) and those, where given.
+    """
+    from pytorch_ood.metrics.functional import auroc, fpr_at_tpr, oscr_score
+
+    s = np.asarray(score, dtype=np.float64)
+    unknown = np.asarray(unknown, dtype=bool)
+    nan = float("nan")
+    both = bool(unknown.any() and (~unknown).any())
+    out: dict[str, float] = {"n_known": int((~unknown).sum()), "n_unknown": int(unknown.sum())}
+    st = torch.tensor(s)
+    # pytorch-ood: labels < 0 mark the positive (OOD) class, larger scores mean "positive"
+    out["auroc"] = float(auroc(st, torch.tensor(np.where(unknown, -1, 0)))) if both else nan
+    # FPR at 95 % TPR with the *known* clips as positives: negate the score, swap the labels
+    key = f"fpr_at_{tpr * 100:g}tpr"
+    out[key] = float(fpr_at_tpr(-st, torch.tensor(np.where(unknown, 0, -1)), tpr)) \
+        if both else nan
+    if pred is not None and label is not None:
+        lab = np.where(unknown, -1, np.asarray(label, dtype=np.int64))
+        pr = np.asarray(pred, dtype=np.int64)
+        out["closed_set_accuracy"] = attribution_accuracy(lab, pr)   # unknown clips: lab -1
+        out["oscr"] = float(oscr_score(st, torch.tensor(pr), torch.tensor(lab))) \
+            if both else nan
+    if threshold is not None:
+        rejected = s > threshold
+        out["known_kept"] = float((~rejected[~unknown]).mean()) if (~unknown).any() else nan
+        out["unknown_rejected"] = float(rejected[unknown].mean()) if unknown.any() else nan
+        if pred is not None and label is not None:
+            right = (~unknown) & (~rejected) & (np.asarray(pred) == np.asarray(label))
+            out["open_set_accuracy"] = float((right | (unknown & rejected)).mean()) \
+                if len(s) else nan
+    return out
 
 
 # -- fastai metrics ---------------------------------------------------------------------------

@@ -5,12 +5,9 @@
 declares (read by :func:`papermill.inspect_notebook`). A failing notebook stops the series; the
 executed notebook with the error is kept and the failure is written into the run registry
 (:mod:`amdd_kit.registry`). After a successful series the report notebook (numbered 07) is
-exported to ``RUN/report.html`` (:mod:`amdd_kit.export`).
-
-The notebooks run in the Jupyter kernel ``amdd-kit`` that ``make setup`` registers for the
-project's venv (``python -m ipykernel install --sys-prefix --name amdd-kit``), else in this
-interpreter's own ``python3`` kernel; when neither runs this interpreter, :func:`resolve_kernel`
-says which command registers it.
+exported to ``RUN/report.html`` (:mod:`amdd_kit.export`). The kernel that runs them:
+:func:`resolve_kernel` (``amdd-kit``, registered by ``make setup``, else this interpreter's
+``python3``).
 """
 from __future__ import annotations
 
@@ -46,9 +43,8 @@ class MissingKernelError(ValueError):
 
 # -- notebook discovery and parameters --------------------------------------------------------
 #: What a batch run passes to every notebook that declares it, unless ``params`` says otherwise:
-#: no live widgets (nobody can click an executed notebook, and each live plotly widget saves
-#: its ~5 MB JavaScript bundle into the notebook: notebook 05 grew to 13 MB; the static copy of
-#: the figure is shown and saved instead).
+#: no live widgets (nobody can click an executed notebook, and each live plotly widget saves its
+#: JavaScript bundle, about 5 MB, into it; the static figure is shown and saved instead).
 BATCH_PARAMS: dict[str, Any] = {"live_widgets": False}
 
 
@@ -256,14 +252,11 @@ def write_series_times(run_dir: Path, seconds: dict[str, float], call_seconds: f
 class QuietShutdownKernelManager(AsyncKernelManager):
     """The kernel manager of the series: jupyter_client's, less the interrupt at shutdown.
 
-    ``shutdown_kernel`` sends SIGINT before its shutdown request (to stop code that is still
-    running). papermill shuts a kernel down only once the notebook's last request
-    (``kernel_info``) has been answered, but ipykernel may still be inside that request's handler,
-    where SIGINT raises: the kernel then logs ``[IPKernelApp] ERROR | KeyboardInterrupt caught
-    in kernel.`` on a notebook that succeeded (seen at the end of notebook 04, more often on a
-    busy machine). Here the shutdown request alone stops the kernel; one that does not stop (a
-    cell still running after a timeout) is terminated after ``shutdown_wait_time`` as before.
-    An explicit ``interrupt_kernel()`` still interrupts.
+    ``shutdown_kernel`` sends SIGINT before its shutdown request. ipykernel may still be inside
+    the handler of the notebook's last request (``kernel_info``), where SIGINT raises: the kernel
+    logs ``KeyboardInterrupt caught in kernel`` on a notebook that succeeded. Here the shutdown
+    request alone stops the kernel; one that does not stop (a cell still running after a
+    timeout) is terminated after ``shutdown_wait_time``. ``interrupt_kernel()`` still interrupts.
     """
 
     async def _async_interrupt_kernel(self) -> None:
@@ -273,8 +266,8 @@ class QuietShutdownKernelManager(AsyncKernelManager):
 
 
 #: Kernel arguments of every notebook the series runs: only the kernel's errors reach the
-#: terminal. ipykernel 7 otherwise prints a transport-encryption warning per kernel (the
-#: kernel listens on localhost, started by this process), seven times in ``make demo``.
+#: terminal (ipykernel 7 otherwise warns about transport encryption once per kernel, which
+#: listens on localhost, started by this process).
 KERNEL_QUIET: tuple[str, ...] = ("--IPKernelApp.log_level=ERROR",)
 
 

@@ -2,7 +2,8 @@
 
     python benchmarks/bench_open_set.py --data data/synthetic --out runs/bench_open_set
 
-Two protocols, every rejection score of :mod:`amdd_kit.openset` beside maximum softmax (msp):
+Two protocols, every rejection score of :mod:`amdd_kit.openset_scores` beside maximum softmax
+(msp):
 
 (a) **cross-dataset** -- one run trained on the whole corpus; the fakes of the held-out LAV-DF,
     DeepfakeTIMIT and DFDM stores (generators unseen by construction) against the known test
@@ -12,8 +13,8 @@ Two protocols, every rejection score of :mod:`amdd_kit.openset` beside maximum s
     mean AUROC over the six folds is the headline: does the recommended score beat msp?
 
 The recommended score is fixed by a rule before anything is measured
-(:func:`amdd_kit.openset.recommended_score`: the centroid distance for a run trained with the
-centroid loss), and each threshold keeps 95 % of the validation clips of known generators.
+(:func:`amdd_kit.openset_scores.recommended_score`: the centroid distance for a run trained with
+the centroid loss), and each threshold keeps 95 % of the validation clips of known generators.
 Also printed: the cheap stand-in for (b) that notebook 05 falls back on (remove a class from the
 open set of the run of (a), no retraining), to show how optimistic it is.
 
@@ -36,7 +37,9 @@ from amdd_kit.config import METHODS, get_config
 from amdd_kit.data.store import ClipStore, store_dir
 from amdd_kit.evaluate import CROSS_DATASETS, evaluate_run
 from amdd_kit.jsonio import write_json
-from amdd_kit.openset import BASELINE, SCORES, class_removal_table, load_open_set
+from amdd_kit.openset import load_open_set
+from amdd_kit.openset_eval import class_removal_table
+from amdd_kit.openset_scores import BASELINE, SCORES
 
 FAKE_METHODS = [m for m in METHODS if m != "real"]
 METRICS = ("auroc", "fpr_at_95tpr", "oscr", "open_set_accuracy", "known_kept",

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from amdd_kit import lab
+from amdd_kit import course
 from amdd_kit.series import declared_parameters, list_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,17 @@ def test_exercises_are_not_in_the_series():
     assert not set(MASTERS) & set(series)
     chapters = {p.name[:2] for p in MASTERS}
     assert {"01", "02", "03", "04", "05", "06"} <= chapters, chapters
-    assert lab.exercise_notebooks() == MASTERS
+    assert course.exercise_notebooks() == MASTERS
+
+
+def test_instructor_tools_and_notebook_helpers_live_apart():
+    """``course`` builds and grades (what an instructor runs), ``lab`` is what an exercise
+    notebook calls; neither re-exports the other's names."""
+    from amdd_kit import lab
+    for name in ("build", "grade", "exercise_notebooks", "LabBuild"):
+        assert getattr(course, name).__module__ == "amdd_kit.course" and not hasattr(lab, name)
+    for name in ("grader", "messy_fakeavceleb", "silence_tables"):
+        assert getattr(lab, name).__module__ == "amdd_kit.lab" and not hasattr(course, name)
 
 
 @pytest.mark.parametrize("nb", MASTERS, ids=lambda p: p.name)
@@ -180,7 +190,7 @@ def test_grade_reports_what_it_cannot_grade(built, tmp_path):
     endless = nbformat.read(built / "student" / MASTERS[0].name, as_version=4)
     endless.cells.insert(0, nbformat.v4.new_code_cell("while True:\n    pass"))
     nbformat.write(endless, subs / "endless.ipynb")
-    table = lab.grade(subs, build_dir=built, timeout=8, progress=False)
+    table = course.grade(subs, build_dir=built, timeout=8, progress=False)
     assert list(table["submission"]) == ["broken.ipynb", "endless.ipynb", "not_a_lab.ipynb"]
     assert table["error"].str.len().gt(0).all() and (table["score"] == 0).all(), table
     assert "not a lab notebook" in table.loc[2, "error"]

@@ -141,7 +141,7 @@ def test_03_train_amdd(series):
 
 
 def test_predict_cli_scores_a_video(series):
-    from amdd_kit.openset import SCORES
+    from amdd_kit.openset_scores import SCORES
     run = series.run("03")
     video = next((series.data_dir / "fakeavceleb").rglob("*.mp4"))
     held = next((series.data_dir / "dfdm").rglob("*.mp4"))      # a generator never trained on

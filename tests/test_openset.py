@@ -1,4 +1,5 @@
-"""Open-set scores and metrics (amdd_kit.openset) on synthetic embeddings with a known answer."""
+"""Open-set scores, metrics and protocols (amdd_kit.openset_scores, .openset, .openset_eval,
+metrics.open_set_metrics) on synthetic embeddings with a known answer."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,10 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.neighbors import NearestNeighbors
 
 from amdd_kit.config import METHODS
-from amdd_kit.openset import (SCORES, fit_open_set, load_open_set, open_set_metrics,
-                              protocol_table, class_removal_table, open_set_block)
+from amdd_kit.metrics import open_set_metrics
+from amdd_kit.openset import load_open_set, save_open_set
+from amdd_kit.openset_eval import class_removal_table, open_set_block, protocol_table
+from amdd_kit.openset_scores import SCORES, fit_open_set
 
 C, D = len(METHODS), 16
 
@@ -141,7 +144,7 @@ def test_add_columns_names_unknowns(data):
 def test_save_load_round_trip(tmp_path, data):
     train, valid, test, _ = data
     os_ = fit_open_set(train, valid, recommended="knn")
-    os_.save(tmp_path)
+    save_open_set(os_, tmp_path)
     meta = json.loads((tmp_path / "open_set.json").read_text())
     assert meta["recommended"] == "knn" and meta["threshold"] == os_.thresholds["knn"]
     back = load_open_set(tmp_path)
@@ -174,7 +177,7 @@ def test_missing_logits_is_a_clear_error(data):
 
 
 def test_cluster_geometry_measures_what_the_centroid_score_rests_on(data):
-    from amdd_kit.openset import centroid_report, cluster_table
+    from amdd_kit.openset_eval import centroid_report, cluster_table
     train, valid, test, unk = data
     os_ = fit_open_set(train, valid)
     ct = cluster_table(os_)
@@ -236,3 +239,29 @@ def test_open_set_figures(data):
     assert fig.data[1].name == "centroid (recommended)"
     fig = viz.distance_boxes({"k": [0.1, 0.2], "u": [0.5]}, threshold=0.3, half_gap=0.45)
     assert len(fig.data) == 2 and sorted(sh.y0 for sh in fig.layout.shapes) == [0.3, 0.45]
+
+
+def test_open_set_modules_define_what_they_export():
+    """The open set lives in three rooms, each defining what it exports (no re-exports): the
+    scores (openset_scores), a run's open set (openset) and the protocols (openset_eval); the
+    metrics they report are metrics.open_set_metrics, written once."""
+    import importlib
+    import inspect
+
+    from amdd_kit import metrics, openset, openset_eval, openset_scores
+
+    owners = {"OpenSet": openset_scores, "fit_open_set": openset_scores,
+              "recommended_score": openset_scores, "load_or_fit_open_set": openset,
+              "save_open_set": openset, "heldout_clips": openset,
+              "protocol_table": openset_eval, "open_set_block": openset_eval,
+              "cluster_table": openset_eval, "open_set_metrics": metrics}
+    for name, mod in owners.items():
+        assert getattr(mod, name).__module__ == mod.__name__, name
+    for name in ("openset", "openset_scores", "openset_eval"):
+        mod = importlib.import_module(f"amdd_kit.{name}")
+        for public in mod.__all__:
+            obj = getattr(mod, public)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                assert obj.__module__ == mod.__name__, f"{name} re-exports {public}"
+        assert not hasattr(mod, "open_set_metrics") or name == "openset_eval"
+    assert not hasattr(openset_scores.OpenSet, "save")    # keeping it is amdd_kit.openset's job
