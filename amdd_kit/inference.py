@@ -13,20 +13,26 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from fastai.callback.progress import ProgressCallback  # noqa: F401 (Learner.no_bar)
+from fastai.data.core import DataLoaders
+from fastai.learner import Learner
+from fastcore.basics import noop
 from torch import nn
 
 from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config
 from .data.decode import VideoClips, clips_from_video
 from .data.video import SkipVideo
-from .loaders import to_model_inputs
+from .loaders import inference_dataloader
 from .models import build_model
-from .precision import autocast_for
+from .precision import precision_callbacks
 
 log = logging.getLogger(__name__)
 
 #: the vectors of an embeddings table, named as the model's output dict names them: the shared
 #: (fused) embedding and the visual / audio fingerprints
 EMBED_COLUMNS = ("embedding", "f_v", "f_a")
+#: the arrays :func:`forward_arrays` returns
+_OUTPUTS = ("p_fake", "attr_logits", "attr_probs", *EMBED_COLUMNS, "trace_v", "trace_a")
 
 
 def default_device() -> torch.device:
@@ -64,10 +70,17 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None
     return cfg, model.to(device or default_device()).eval()
 
 
-@torch.no_grad()
 def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
-                   batch_size: int = 32, device=None) -> dict[str, np.ndarray]:
-    """Run the model over arrays of clips (``[N,T,3,H,W]`` uint8, ``[N,n_mels,S]`` f16).
+                   batch_size: int = 32, device=None, indices: Sequence[int] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Run the model over clips held in arrays (``[N,T,3,H,W]`` uint8, ``[N,n_mels,S]`` f16;
+    numpy, memmaps or a store's ``frames``/``mels``), or over their ``indices`` only.
+
+    The clips go through fastai as validation batches do: a DataLoader with the training
+    ``after_batch`` transforms (:func:`amdd_kit.loaders.inference_dataloader`), the model in eval
+    mode under the run's autocast (:func:`amdd_kit.precision.precision_callbacks`), and
+    ``Learner.get_preds``. That Learner has no ``PreciseBN``: scoring never touches the
+    BatchNorm statistics the weights were saved with.
 
     Returns numpy arrays: ``p_fake [N]``, ``attr_logits [N,C]`` and ``attr_probs [N,C]`` (their
     softmax), the embeddings
@@ -75,24 +88,24 @@ def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
     ``trace_v [N]`` (index into ``VISUAL_TRACES``), ``trace_a [N]`` (``AUDIO_TRACES``).
     """
     device = torch.device(device) if device else next(model.parameters()).device
-    model.eval()
-    outs: dict[str, list[np.ndarray]] = {k: [] for k in ("p_fake", "attr_logits", "attr_probs",
-                                                         *EMBED_COLUMNS, "trace_v", "trace_a")}
-    for s in range(0, len(frames_u8), batch_size):
-        fr, me = to_model_inputs(frames_u8[s:s + batch_size], mels_f16[s:s + batch_size], cfg,
-                                 device)
-        with autocast_for(cfg, device):  # the arithmetic the model was trained with
-            out = model(fr, me)
-        outs["p_fake"].append(torch.sigmoid(out["det_logit"].float()).cpu().numpy())
-        outs["attr_logits"].append(out["attr_logits"].float().cpu().numpy())
-        outs["attr_probs"].append(torch.softmax(out["attr_logits"].float(), -1).cpu().numpy())
-        for k in EMBED_COLUMNS:
-            outs[k].append(out[k].float().cpu().numpy())
-        for k in ("trace_v", "trace_a"):
-            logits = out.get(f"trace_logits_{k[-1]}")
-            outs[k].append(logits.argmax(-1).cpu().numpy() if logits is not None
-                           else np.full(len(fr), -1))
-    return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
+    dl = inference_dataloader(frames_u8, mels_f16, indices, bs=batch_size, device=device)
+    if len(dl.dataset) == 0:
+        return {k: np.zeros((0,)) for k in _OUTPUTS}
+    learn = Learner(DataLoaders(dl, dl), model, loss_func=noop,
+                    cbs=precision_callbacks(cfg, device))
+    with learn.no_bar():
+        # the model returns a dict, which fastai concatenates but cannot reorder: reorder=False
+        # is right because this DataLoader never shuffles
+        out, _ = learn.get_preds(dl=dl, reorder=False)
+    out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+    res = {"p_fake": torch.sigmoid(out["det_logit"]), "attr_logits": out["attr_logits"],
+           "attr_probs": torch.softmax(out["attr_logits"], -1),
+           **{k: out[k] for k in EMBED_COLUMNS}}
+    for k in ("trace_v", "trace_a"):
+        logits = out.get(f"trace_logits_{k[-1]}")
+        res[k] = (logits.argmax(-1) if logits is not None
+                  else torch.full((len(dl.dataset),), -1))
+    return {k: v.numpy() for k, v in res.items()}
 
 
 def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | None = None,
@@ -113,15 +126,8 @@ def embed_store(model: nn.Module, store, cfg: Config, indices: Sequence[int] | N
     """
     m = store.manifest
     idx = np.arange(len(m)) if indices is None else np.sort(np.asarray(indices, np.int64))
-    res = {k: [] for k in ("p_fake", "attr_logits", "attr_probs", *EMBED_COLUMNS, "trace_v",
-                           "trace_a")}
-    for s in range(0, len(idx), 256):  # read the memmaps in slices, not all at once
-        chunk = idx[s:s + 256]
-        r = forward_arrays(model, store.frames[chunk], store.mels[chunk], cfg, batch_size,
-                           device)
-        for k in res:
-            res[k].append(r[k])
-    res = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in res.items()}
+    # the DataLoader reads the store's memmaps one clip at a time
+    res = forward_arrays(model, store.frames, store.mels, cfg, batch_size, device, indices=idx)
     cols = [c for c in ("clip_id", "video_id", "dataset", "path", "identity", "method",
                         "category", "label", "clip_label", "method_idx", "start_s")
             if c in m.columns]

@@ -13,6 +13,9 @@ on the device (GPU on a CUDA machine), as fastai ``after_batch`` transforms:
 
 A batch is ``(frames [B,T,3,H,W] float, mel [B,n_mels,S] float, label [B], method_idx [B])``;
 the first two are the model's inputs (``n_inp = 2``), the last two the loss targets.
+
+Inference uses the same transforms (:func:`input_transforms`, 1 and 3) on a DataLoader of
+inputs only (:func:`inference_dataloader`), which ``Learner.get_preds`` runs.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from fastai.data.core import DataLoaders
+from fastai.data.core import DataLoaders, TfmdDL
 from fastai.vision.core import imagenet_stats
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 from fasttransform import ItemTransform
@@ -88,21 +91,6 @@ def normalize_frames(frames01: torch.Tensor) -> torch.Tensor:
     mean = frames01.new_tensor(imagenet_stats[0]).view(1, 1, 3, 1, 1)
     std = frames01.new_tensor(imagenet_stats[1]).view(1, 1, 3, 1, 1)
     return (frames01 - mean) / std
-
-
-def to_model_inputs(frames_u8, mels_f16, cfg: Config | None = None,
-                    device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Store arrays -> model inputs, exactly as validation batches are prepared.
-
-    ``frames_u8`` uint8 ``[B,T,3,H,W]`` (numpy or tensor), ``mels_f16`` ``[B,n_mels,S]``
-    -> (frames float ``[B,T,3,H,W]`` ImageNet-normalised, mel float ``[B,n_mels,S]``).
-    """
-    frames = torch.as_tensor(np.asarray(frames_u8) if not torch.is_tensor(frames_u8)
-                             else frames_u8)
-    mels = torch.as_tensor(np.asarray(mels_f16) if not torch.is_tensor(mels_f16) else mels_f16)
-    if device is not None:
-        frames, mels = frames.to(device), mels.to(device)
-    return normalize_frames(frames.float() / 255.0), standardise_mel(mels)
 
 
 class ToFloat(ItemTransform):
@@ -191,12 +179,71 @@ def make_dataloaders(store, cfg: Config, split, device: torch.device | str | Non
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     tc = cfg.train
-    after = [ToFloat(), NormalizeFrames()]
-    if tc.augment:
-        after.insert(1, AVAugment(time_mask=tc.spec_time_mask, freq_mask=tc.spec_freq_mask))
+    after = input_transforms()
+    if tc.augment:  # fastai orders the pipeline by ``order``: ToFloat, AVAugment, NormalizeFrames
+        after.append(AVAugment(time_mask=tc.spec_time_mask, freq_mask=tc.spec_freq_mask))
     cuda = torch.device(device).type == "cuda"
     return DataLoaders.from_dsets(
         ClipDataset(store, tr, split_idx=0), ClipDataset(store, va, split_idx=1),
         bs=tc.batch_size, device=torch.device(device), after_batch=after,
         num_workers=tc.num_workers, pin_memory=cuda,
     )  # fastai's defaults: shuffle + drop_last for train only
+
+
+# -- inference: the same transforms, in order, without targets ----------------------------------
+def input_transforms() -> list[ItemTransform]:
+    """The ``after_batch`` transforms every batch gets, training or not: :class:`ToFloat`, then
+    :class:`NormalizeFrames` (training adds :class:`AVAugment` between them)."""
+    return [ToFloat(), NormalizeFrames()]
+
+
+class ClipInputs(torch.utils.data.Dataset):
+    """Model inputs of clips held in arrays (numpy, torch, or a store's ``frames``/``mels``).
+
+    ``ds[i] -> (frames uint8 [T,3,H,W], mel float16 [n_mels,S])`` for clip ``indices[i]``
+    (default: every clip, in order). No targets: a batch is the model's two inputs.
+    """
+
+    n_inp = 2
+
+    def __init__(self, frames, mels, indices: Sequence[int] | None = None):
+        if len(frames) != len(mels):
+            raise ValueError(f"{len(frames)} clips of frames but {len(mels)} mels")
+        self.frames, self.mels = frames, mels
+        self.indices = np.arange(len(frames)) if indices is None else np.asarray(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        j = int(self.indices[i])
+        return (torch.as_tensor(np.array(self.frames[j])),   # a copy: memmaps are read-only
+                torch.as_tensor(np.array(self.mels[j])))
+
+
+def inference_dataloader(frames, mels, indices: Sequence[int] | None = None, bs: int = 32,
+                         device: torch.device | str | None = None) -> TfmdDL:
+    """A fastai DataLoader of model inputs (:class:`ClipInputs`) in their order, with the
+    validation batches' ``after_batch`` transforms run on ``device``: what
+    :func:`amdd_kit.inference.forward_arrays` hands to ``Learner.get_preds``.
+
+    (``dls.test_dl`` would need fastai ``Datasets``; the store's loaders are plain torch
+    datasets, so the test loader is built here from the same transforms.)
+    """
+    return TfmdDL(ClipInputs(frames, mels, indices), bs=bs, shuffle=False, drop_last=False,
+                  num_workers=0, device=None if device is None else torch.device(device),
+                  after_batch=input_transforms())
+
+
+def to_model_inputs(frames_u8, mels_f16, cfg: Config | None = None,
+                    device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of clips -> model inputs, through :func:`inference_dataloader` (for Grad-CAM,
+    which needs gradients and so calls the model itself).
+
+    ``frames_u8`` uint8 ``[B,T,3,H,W]``, ``mels_f16`` ``[B,n_mels,S]`` (numpy or tensor)
+    -> (frames float ``[B,T,3,H,W]`` ImageNet-normalised, mel float ``[B,n_mels,S]``), on
+    ``device``. ``cfg`` is not needed (kept for callers that pass it).
+    """
+    frames, mels = inference_dataloader(frames_u8, mels_f16, bs=len(frames_u8),
+                                        device=device).one_batch()
+    return frames, mels

@@ -65,6 +65,16 @@ def describe(cfg: Config, device: torch.device | str) -> str:
     return "float32 on the CPU (it has no native bfloat16, where autocast would be slower)"
 
 
+def precision_callbacks(cfg: Config, device: torch.device | str) -> list[MixedPrecision]:
+    """The fastai callback that runs a Learner's forward passes in :func:`autocast_for`'s
+    arithmetic: ``[MixedPrecision()]`` (fastai's ``to_fp16``) on CUDA, ``[CPUBFloat16()]`` on a
+    native-bf16 CPU, else ``[]``. Training and inference add the same one."""
+    device = torch.device(device)
+    if device.type == "cuda" and cfg.train.fp16:
+        return [MixedPrecision()]
+    return [CPUBFloat16()] if cpu_bf16_active(cfg, device) else []
+
+
 class CPUBFloat16(MixedPrecision):
     """fastai's ``MixedPrecision`` with ``torch.autocast("cpu", bfloat16)``: the forward pass
     and the loss call run under autocast (the predictions are cast back to float32 before the
@@ -78,4 +88,5 @@ class CPUBFloat16(MixedPrecision):
         self.learn.scaler, self.scales = torch.amp.GradScaler("cpu", enabled=False), []
 
 
-__all__ = ["cpu_has_native_bf16", "cpu_bf16_active", "autocast_for", "describe", "CPUBFloat16"]
+__all__ = ["cpu_has_native_bf16", "cpu_bf16_active", "autocast_for", "describe",
+           "precision_callbacks", "CPUBFloat16"]

@@ -39,7 +39,7 @@ from .inference import embed_store
 from .jsonio import write_json
 from .loaders import make_dataloaders
 from .metrics import fastai_metrics, summarise
-from .precision import CPUBFloat16, autocast_for, cpu_bf16_active
+from .precision import autocast_for, precision_callbacks
 
 
 class LossComponents(Callback):
@@ -229,12 +229,10 @@ def build_learner(store, cfg: Config, split, run_dir: Path, device=None) -> Lear
         path=run_dir, model_dir="checkpoints",
         cbs=[LossComponents(), TerminateOnNaN(),
              PreciseBN(cfg.train.precise_bn_batches, partial(autocast_for, cfg, dls.device))]
-        + ([CSVLogger(fname="history.csv")] if is_main() else []),
+        + ([CSVLogger(fname="history.csv")] if is_main() else [])
+        # float16 autocast + gradient scaling on CUDA, bfloat16 on a CPU that computes it natively
+        + precision_callbacks(cfg, dls.device),
     )
-    if dls.device.type == "cuda" and cfg.train.fp16:
-        learn.to_fp16()  # mixed precision (float16 autocast + gradient scaling)
-    elif cpu_bf16_active(cfg, dls.device):
-        learn.add_cb(CPUBFloat16())  # bfloat16 autocast on a CPU that computes it natively
     return learn
 
 
