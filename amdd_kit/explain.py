@@ -203,7 +203,7 @@ def mel_gradient(model: nn.Module, frames: torch.Tensor, mel: torch.Tensor,
 
 
 # -- stored clips -------------------------------------------------------------------------------
-def explain_clip(model: nn.Module, store, clip_id: int, cfg, target: Target = "fake",
+def explain_clip(model: nn.Module, store, clip_id: int, target: Target = "fake",
                  device: torch.device | str | None = None, patch: tuple[int, int] = (16, 16)
                  ) -> dict[str, Any]:
     """Explain one clip of a ClipStore: Grad-CAM on its frames and occlusion on its mel.
@@ -222,7 +222,7 @@ def explain_clip(model: nn.Module, store, clip_id: int, cfg, target: Target = "f
     frames_u8 = np.array(store.frames[i:i + 1])      # a writable copy of the memmap slice
     mel16 = np.array(store.mels[i:i + 1])
     device = torch.device(device) if device else next(model.parameters()).device
-    fr, me = to_model_inputs(frames_u8, mel16, cfg, device)
+    fr, me = to_model_inputs(frames_u8, mel16, device)
     with torch.no_grad():
         out = model.eval()(fr, me)
     p_fake = float(torch.sigmoid(out["det_logit"].float()).reshape(-1)[0])

@@ -235,14 +235,14 @@ def inference_dataloader(frames, mels, indices: Sequence[int] | None = None, bs:
                   after_batch=input_transforms())
 
 
-def to_model_inputs(frames_u8, mels_f16, cfg: Config | None = None,
+def to_model_inputs(frames_u8, mels_f16,
                     device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of clips -> model inputs, through :func:`inference_dataloader` (for Grad-CAM,
     which needs gradients and so calls the model itself).
 
     ``frames_u8`` uint8 ``[B,T,3,H,W]``, ``mels_f16`` ``[B,n_mels,S]`` (numpy or tensor)
     -> (frames float ``[B,T,3,H,W]`` ImageNet-normalised, mel float ``[B,n_mels,S]``), on
-    ``device``. ``cfg`` is not needed (kept for callers that pass it).
+    ``device``.
     """
     frames, mels = inference_dataloader(frames_u8, mels_f16, bs=len(frames_u8),
                                         device=device).one_batch()

@@ -79,7 +79,7 @@ def test_dataloaders_batches_are_normalised_floats(tmp_path):
     # validation batches equal the inference path exactly (no augmentation)
     idx = dls.valid.dataset.indices[:4]
     ref_f, ref_m = to_model_inputs(np.load(tmp_path / "frames.npy")[idx],
-                                   np.load(tmp_path / "mels.npy")[idx], cfg)
+                                   np.load(tmp_path / "mels.npy")[idx])
     assert torch.allclose(frames, ref_f, atol=1e-5) and torch.allclose(mel, ref_m, atol=1e-4)
     assert abs(float(mel.mean())) < 1e-3
 
@@ -97,7 +97,7 @@ def test_training_batches_are_augmented_and_validation_batches_are_not(tmp_path)
         torch.manual_seed(0)
         got, *_ = dls.train.one_batch()
         ref, _ = to_model_inputs(frames[dls.train.dataset.indices[:16]],
-                                 np.load(tmp_path / "mels.npy")[:16], cfg)
+                                 np.load(tmp_path / "mels.npy")[:16])
         changed = (got - ref).abs().amax(dim=(1, 2, 3, 4)) > 1e-3   # per clip
         assert bool(changed.any()) == augment, (augment, changed)
 
@@ -178,7 +178,7 @@ def test_encoded_store_dataloaders(tmp_path):
     assert f.shape == (4, 8, 3, 64, 64) and f.dtype == torch.float32
     idx = dls.valid.dataset.indices[:4]
     from amdd_kit.data.codec import roundtrip
-    ref_f, ref_m = to_model_inputs(roundtrip(frames[idx], "jpeg"), mels[idx], cfg)
+    ref_f, ref_m = to_model_inputs(roundtrip(frames[idx], "jpeg"), mels[idx])
     assert torch.allclose(f, ref_f, atol=1e-5) and torch.allclose(mel, ref_m, atol=1e-4)
 
 

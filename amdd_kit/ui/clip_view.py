@@ -93,7 +93,7 @@ def restyle_clip(fig: go.Figure, frames: np.ndarray | None, mel: np.ndarray | No
             heat[0].z = np.asarray(mel, dtype=np.float32)
 
 
-def clip_gradcam(model: Any, cfg: Any, frames: np.ndarray, mel: np.ndarray) -> np.ndarray:
+def clip_gradcam(model: Any, frames: np.ndarray, mel: np.ndarray) -> np.ndarray:
     """Grad-CAM of the detection score (:func:`amdd_kit.explain.gradcam`) over one clip's
     frames ``[T,3,H,W]`` uint8 with its mel ``[n_mels,S]``: ``[T,H,W]``."""
     from ..explain import gradcam
@@ -101,5 +101,5 @@ def clip_gradcam(model: Any, cfg: Any, frames: np.ndarray, mel: np.ndarray) -> n
 
     device = next(model.parameters()).device
     fr, me = to_model_inputs(np.ascontiguousarray(frames[None]),
-                             np.asarray(mel, np.float16)[None], cfg, device)
+                             np.asarray(mel, np.float16)[None], device)
     return gradcam(model, fr, me, "fake")[0]

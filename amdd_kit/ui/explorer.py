@@ -210,8 +210,8 @@ class EmbeddingExplorer:
         switched off or without a run."""
         if not self.gradcam.value or self.run_dir is None:
             return None
-        cfg, model = self.model()
-        return clip_gradcam(model, cfg, frames, mel)
+        _, model = self.model()
+        return clip_gradcam(model, frames, mel)
 
     def select(self, row: int) -> None:
         """Show the clip of table row ``row``: its ids, and frames + mel when a store is given
