@@ -17,6 +17,7 @@ from fastai.callback.progress import ProgressCallback  # noqa: F401 (Learner.no_
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastcore.basics import noop
+from fastcore.xtras import modified_env
 from torch import nn
 
 from .config import AUDIO_TRACES, METHOD_TRACES, METHODS, VISUAL_TRACES, Config
@@ -93,9 +94,11 @@ def forward_arrays(model: nn.Module, frames_u8, mels_f16, cfg: Config,
         return {k: np.zeros((0,)) for k in _OUTPUTS}
     learn = Learner(DataLoaders(dl, dl), model, loss_func=noop,
                     cbs=precision_callbacks(cfg, device))
-    with learn.no_bar():
-        # the model returns a dict, which fastai concatenates but cannot reorder: reorder=False
-        # is right because this DataLoader never shuffles
+    # The model returns a dict, which fastai concatenates but cannot reorder: reorder=False is
+    # right because this DataLoader never shuffles. Inside a several-process job (WORLD_SIZE > 1)
+    # get_preds would all_gather every batch from every process (fastai's maybe_gather), but
+    # these are this process's clips alone (rank 0 scoring the test split): hide WORLD_SIZE.
+    with learn.no_bar(), modified_env("WORLD_SIZE"):
         out, _ = learn.get_preds(dl=dl, reorder=False)
     out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
     res = {"p_fake": torch.sigmoid(out["det_logit"]), "attr_logits": out["attr_logits"],
