@@ -161,6 +161,14 @@ def checkerboard_score(frames: np.ndarray, peak_radius: int = 1, ring: tuple[int
     return float(best)
 
 
+def _reader_frames(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` as an array, checked to be the reader's ``[T, H, W, 3]`` layout."""
+    f = np.asarray(rgb)
+    if f.ndim != 4 or f.shape[3] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3] (data.video.first_frames); got {f.shape}")
+    return f
+
+
 def centre_crop(rgb: np.ndarray, crop: float = 1.0) -> np.ndarray:
     """The central ``crop`` fraction (of height and width) of video frames, in the store's layout.
 
@@ -174,9 +182,7 @@ def centre_crop(rgb: np.ndarray, crop: float = 1.0) -> np.ndarray:
     Returns:
         uint8 ``[T, 3, h, w]`` (contiguous), what :func:`checkerboard_score` takes.
     """
-    f = np.asarray(rgb)
-    if f.ndim != 4 or f.shape[3] != 3:
-        raise ValueError(f"frames must be [T, H, W, 3] (data.video.first_frames); got {f.shape}")
+    f = _reader_frames(rgb)
     h, w = f.shape[1:3]
     ch, cw = max(1, int(round(h * crop))), max(1, int(round(w * crop)))
     y0, x0 = (h - ch) // 2, (w - cw) // 2
@@ -188,19 +194,13 @@ def crop_comparison(rgb: np.ndarray, cfg) -> dict[str, np.ndarray]:
     show what the crop does to pixel-level traces: ``native`` copies source pixels, ``resize``
     interpolates the margin-enlarged box to ``cfg.image_size``.
 
-    Args:
-        rgb: uint8 ``[T, H, W, 3]`` video frames at native resolution
-            (:func:`amdd_kit.data.video.first_frames`).
-        cfg: a ``DataConfig`` (``image_size``, ``face_margin``, ``detect_every``).
-
-    Returns:
-        ``{"native": uint8 [T, 3, s, s], "resize": ...}``, ``s = cfg.image_size``.
+    ``rgb`` uint8 ``[T, H, W, 3]`` native frames (:func:`amdd_kit.data.video.first_frames`),
+    ``cfg`` a ``DataConfig`` -> ``{"native": uint8 [T, 3, s, s], "resize": ...}``,
+    ``s = cfg.image_size``.
     """
     from .data.faces import CROP_MODES, crop_faces, detect_faces
 
-    rgb = np.ascontiguousarray(rgb)
-    if rgb.ndim != 4 or rgb.shape[3] != 3:
-        raise ValueError(f"frames must be [T, H, W, 3] (data.video.first_frames); got {rgb.shape}")
+    rgb = np.ascontiguousarray(_reader_frames(rgb))
     track = detect_faces(rgb, every=cfg.detect_every)
     return {mode: crop_faces(rgb, track.boxes, cfg.image_size, cfg.face_margin, mode)
             .transpose(0, 3, 1, 2) for mode in CROP_MODES}
